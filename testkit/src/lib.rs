@@ -1,0 +1,1 @@
+//! Local fake servers for tests: a Kubernetes API server that real kubectl talks to, and a GitHub REST API.
