@@ -5,6 +5,7 @@
 //! (plan.yaml, SUMMARY.md), then either published as a pull request ([`github`]) or executed
 //! with kubectl ([`execute`]).
 
+pub mod apply_cmd;
 pub mod artifacts;
 pub mod capacity;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod names;
 pub mod observed;
 pub mod orchestrator;
 pub mod plan;
+pub mod plan_cmd;
 pub mod planner;
 pub mod quantity;
 pub mod request;

@@ -41,10 +41,10 @@ fn label_chars(part: &str) -> Result<(), String> {
 }
 
 /// The accepted form of a DNS-1123 label, for help lines.
-pub const LABEL_HELP: &str = "a DNS-1123 label: lower-case letters, digits and `-`, starting and ending alphanumeric, at most 63 characters";
+pub const LABEL_HELP: &str =
+    "a DNS-1123 label: lower-case letters, digits and `-`, starting and ending alphanumeric, at most 63 characters";
 /// The accepted form of a DNS-1123 subdomain, for help lines.
-pub const SUBDOMAIN_HELP: &str =
-    "a DNS-1123 subdomain: lower-case letters, digits, `-` and `.`, each part starting and ending alphanumeric, at most 253 characters";
+pub const SUBDOMAIN_HELP: &str = "a DNS-1123 subdomain: lower-case letters, digits, `-` and `.`, each part starting and ending alphanumeric, at most 253 characters";
 
 #[cfg(test)]
 mod tests {

@@ -202,7 +202,9 @@ impl Resource {
     pub fn quantity(self, text: &str) -> Result<Quantity, (String, String)> {
         let help = match self {
             Resource::Cpu => "use CPU cores or millicores, e.g. 500m, 1, 1.5 or 2",
-            Resource::Memory => "use bytes with a Kubernetes suffix, e.g. 512Mi, 1Gi or 1500M (Ki Mi Gi Ti Pi Ei, k M G T P E)",
+            Resource::Memory => {
+                "use bytes with a Kubernetes suffix, e.g. 512Mi, 1Gi or 1500M (Ki Mi Gi Ti Pi Ei, k M G T P E)"
+            }
         };
         let q = match Quantity::parse(text) {
             Ok(q) => q,
@@ -213,13 +215,18 @@ impl Resource {
                 let suffix = q.suffix();
                 if matches!(suffix, "k" | "M" | "G" | "T" | "P" | "E") || suffix.ends_with('i') {
                     return Err((
-                        format!("cpu quantity `{text}` means {} cores; the suffix `{suffix}` is for bytes", format_decimal(q.nanos)),
+                        format!(
+                            "cpu quantity `{text}` means {} cores; the suffix `{suffix}` is for bytes",
+                            format_decimal(q.nanos)
+                        ),
                         "did you mean millicores (`m`, lower case)? e.g. 500m".to_string(),
                     ));
                 }
                 if q.finer_than_milli() {
                     return Err((
-                        format!("cpu quantity `{text}` is finer than 1m; Kubernetes does not allow CPU precision below one millicore"),
+                        format!(
+                            "cpu quantity `{text}` is finer than 1m; Kubernetes does not allow CPU precision below one millicore"
+                        ),
                         help.to_string(),
                     ));
                 }
