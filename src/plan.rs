@@ -214,6 +214,16 @@ pub enum Action {
     ScaleWorkload(ScaleWorkload),
     UpdateResources(UpdateResources),
     ApplyHpa(ApplyHpa),
+    /// Only in restore plans: remove an HPA that did not exist before execution.
+    DeleteHpa(DeleteHpa),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteHpa {
+    pub kind: HpaKind,
+    pub name: String,
+    pub namespace: String,
 }
 
 impl Action {
@@ -223,6 +233,7 @@ impl Action {
             Action::ScaleWorkload(a) => format!("{}/{}", a.kind, a.name),
             Action::UpdateResources(a) => format!("{}/{}", a.kind, a.name),
             Action::ApplyHpa(a) => format!("HorizontalPodAutoscaler/{}", a.name),
+            Action::DeleteHpa(a) => format!("HorizontalPodAutoscaler/{}", a.name),
         }
     }
 
@@ -231,6 +242,7 @@ impl Action {
             Action::ScaleWorkload(_) => "scale_workload",
             Action::UpdateResources(_) => "update_resources",
             Action::ApplyHpa(_) => "apply_hpa",
+            Action::DeleteHpa(_) => "delete_hpa",
         }
     }
 
@@ -239,6 +251,7 @@ impl Action {
             Action::ScaleWorkload(a) => &a.namespace,
             Action::UpdateResources(a) => &a.namespace,
             Action::ApplyHpa(a) => &a.namespace,
+            Action::DeleteHpa(a) => &a.namespace,
         }
     }
 }
@@ -570,6 +583,11 @@ impl ScalePlan {
                     check_workload_name(&mut p, &at, target.kind, &target.name);
                     check_hpa(&mut p, &at, &a.hpa);
                 }
+                Action::DeleteHpa(a) => {
+                    if let Err(e) = names::dns1123_subdomain(&a.name) {
+                        p.push(&at, format!("HPA name `{}` {e}", a.name), names::SUBDOMAIN_HELP);
+                    }
+                }
             }
         }
         p.finish(())
@@ -586,6 +604,7 @@ impl ScalePlan {
                     let t = a.target();
                     (t.kind, t.name)
                 }
+                Action::DeleteHpa(_) => continue,
             };
             if !out.contains(&w) {
                 out.push(w);
