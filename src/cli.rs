@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Problem};
 
 #[derive(Debug, Parser)]
-#[command(name = "infra-scale", version, about = "Plan, approve and apply Kubernetes capacity changes")]
+#[command(
+    name = "infra-scale",
+    version,
+    about = "Plan, approve and apply Kubernetes capacity changes",
+    args_override_self = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
