@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Benchmark `infra-scale plan`: whole-process wall time and peak memory.
+
+Prints, for the prototype's prod invocation and for synthetic plans of 20, 200 and 2,000
+workloads (each with replicas, requests, limits and an HPA), the median wall time over
+repeated runs and the peak resident memory of the process; then the time per workload at each
+size, to show that time grows linearly. For reference it also times `node -e 0` (the start-up
+cost alone of the Node prototype) when node is installed.
+
+Usage: scripts/bench-plan.py [--runs N] [--binary PATH]
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PROD = [
+    "plan", "--dry-run", "--target=prod", "--namespace=assistant",
+    "--workload=Deployment:web:6", "--workload=Deployment:api:4",
+    "--hpa=min:4,max:12,cpu:65",
+    "--req=web:cpu=500m,mem=1Gi", "--lim=web:cpu=1,mem=2Gi",
+    "--req=api:cpu=400m,mem=1Gi", "--lim=api:cpu=1,mem=2Gi",
+]
+
+
+def synthetic(n):
+    args = ["plan", "--dry-run", "--target=prod", "--namespace=assistant", "--hpa=min:2,max:8,cpu:70"]
+    for i in range(n):
+        args += [
+            f"--workload=Deployment:svc-{i:04d}:{2 + i % 5}",
+            f"--req=svc-{i:04d}:cpu={100 + i % 400}m,mem={128 + i % 512}Mi",
+            f"--lim=svc-{i:04d}:cpu=1,mem=2Gi",
+        ]
+    return args
+
+
+def run_once(argv, cwd, env):
+    """Wall time (s) and peak RSS (KiB) of one process, measured with wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark run failed ({proc.returncode}): {proc.stderr.read().decode()[:500]}")
+    return elapsed, usage.ru_maxrss
+
+
+def measure(argv, runs, env):
+    with tempfile.TemporaryDirectory() as cwd:
+        run_once(argv, cwd, env)  # warm the page cache
+        samples = [run_once(argv, cwd, env) for _ in range(runs)]
+    times = sorted(t for t, _ in samples)
+    return statistics.median(times), max(rss for _, rss in samples)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=31)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "infra-scale"))
+    a = ap.parse_args()
+    if not os.environ.get("BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_"))}
+    env["SOURCE_DATE_EPOCH"] = "1760140800"
+    binary = a.binary
+
+    print(f"# infra-scale plan benchmark ({a.runs} runs each, median wall time, peak RSS)")
+    med, rss = measure([binary] + PROD, a.runs, env)
+    print(f"prototype prod plan (2 workloads): median {med * 1000:.2f} ms, peak {rss / 1024:.1f} MiB  (goal <= 5 ms)")
+    node = shutil.which("node")
+    if node:
+        nmed, _ = measure([node, "-e", "0"], min(a.runs, 11), env)
+        print(f"reference: `node -e 0` alone: median {nmed * 1000:.1f} ms ({nmed / med:.0f}x the whole infra-scale run)")
+
+    per = {}
+    for n in (20, 200, 2000):
+        runs = a.runs if n < 2000 else max(5, a.runs // 3)
+        med, rss = measure([binary] + synthetic(n), runs, env)
+        per[n] = med / n
+        goal = "  (goal <= 150 ms, <= 50 MiB)" if n == 2000 else ""
+        print(f"{n:>5} workloads: median {med * 1000:8.2f} ms, peak {rss / 1024:6.1f} MiB, {med / n * 1e6:7.1f} us/workload{goal}")
+    print(f"growth 200 -> 2000 workloads: time x{per[2000] * 2000 / (per[200] * 200):.1f} for 10x the workloads (linear = 10)")
+
+
+if __name__ == "__main__":
+    main()
