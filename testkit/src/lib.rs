@@ -1,1 +1,2 @@
 //! Local fake servers for tests: a Kubernetes API server that real kubectl talks to, and a GitHub REST API.
+pub mod kube;

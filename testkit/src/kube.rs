@@ -1,0 +1,444 @@
+//! A fake Kubernetes API server that the real `kubectl` talks to, for tests and benchmarks.
+//!
+//! It speaks the real HTTP protocol on `127.0.0.1:<free port>` (plain HTTP, bearer token), keeps
+//! objects in memory, and stops when the [`FakeKube`] handle is dropped (watch streams included).
+//!
+//! # What it serves
+//! - `GET /version` (v1.32.0), legacy discovery (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
+//!   `/apis/autoscaling/v2`, `/apis/autoscaling/v1`, `/apis/policy/v1`, `/apis/authorization.k8s.io/v1`)
+//!   with verbs and the `scale`/`status` subresources; `/openapi/v3` plus one document per group/version
+//!   whose PATCH operations carry `x-kubernetes-group-version-kind` and the `fieldValidation` parameter.
+//! - Namespaces; Deployments and StatefulSets (apps/v1); HorizontalPodAutoscalers (autoscaling/v2,
+//!   and v1 by conversion, stored once); ResourceQuotas, LimitRanges (v1); PodDisruptionBudgets
+//!   (policy/v1); SelfSubjectAccessReviews (`kubectl auth can-i`, allowed unless [`FakeKube::deny`]).
+//! - Verbs: GET, LIST (`fieldSelector` on `metadata.name`/`metadata.namespace`, simple equality
+//!   `labelSelector`), WATCH (chunked newline-delimited events, BOOKMARKs when allowed), POST (409
+//!   `AlreadyExists` on a second create; the protobuf HPA that `kubectl autoscale` sends is decoded),
+//!   PUT (409 on a stale `resourceVersion`), PATCH with `merge-patch+json`, `strategic-merge-patch+json`
+//!   (lists merged by their Kubernetes merge key: containers by name…), `json-patch+json` and
+//!   `apply-patch+yaml` (server-side apply: create-or-update, 201 then 200), DELETE, and `/scale`
+//!   (GET, PUT with `resourceVersion` precondition, PATCH). `dryRun=All` validates and answers as if
+//!   applied, and persists nothing.
+//! - Server-side apply tracks field ownership per manager (`metadata.managedFields`): a field that the
+//!   applying manager stops applying is removed when it was its sole owner, and changing a field owned
+//!   by another manager is a 409 conflict unless `force=true`. Fixtures are written without an owner;
+//!   [`FakeKube::set_field_owner`] makes a manager (e.g. `kubectl-client-side-apply`) own every field.
+//! - Writes canonicalize quantities (`0.5` → `500m`, `1.5Gi` → `1536Mi`) and fill the apiserver's
+//!   defaults (strategy, imagePullPolicy, HPA `minReplicas: 1`, HPA behavior defaults when a behavior
+//!   is given…), bump `resourceVersion` on every write, `metadata.generation` on a spec change, and
+//!   `deployment.kubernetes.io/revision` on a pod-template change. A write that changes nothing is a
+//!   no-op (same resourceVersion). Rollout status converges in the same write unless a fault says
+//!   otherwise ([`FakeKube::delayed_rollout`], [`FakeKube::stuck_rollout`], [`FakeKube::failed_rollout`]).
+//! - Validation with the apiserver's 422 `Invalid` message shapes: container resource names (`mem`:
+//!   "must be a standard resource type or fully qualified" and "must be a standard resource for
+//!   containers"), negative quantities, requests above limits ("must be less than or equal to cpu
+//!   limit of 1"), replicas < 0, missing selector/containers/image, names (DNS-1123), HPA
+//!   minReplicas < 1, maxReplicas < 1 or < minReplicas, averageUtilization < 1, behavior bounds.
+//!   Malformed quantities are a 400 decode error. Unknown objects are 404 `NotFound`.
+//!
+//! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), the HPA controller (an HPA
+//! does not change its target's replicas), quota admission, Table output (`kubectl get` without `-o`
+//! prints only names), unknown-field detection under `fieldValidation=Strict`, protobuf responses.
+//!
+//! # kubectl versions
+//! With the real kubectl 1.28 … 1.33 everything above works with the default `--validate=strict`
+//! (kubectl finds the `fieldValidation` parameter in the OpenAPI v3 documents and leaves validation to
+//! the server). kubectl 1.27 does not read OpenAPI v3 for validation: it asks `/openapi/v2` for protobuf
+//! (answered 404) and needs `--validate=false` for `apply`. `/usr/bin/kubectl` from the Google Cloud SDK
+//! is a dispatcher that first asks `GET /version` and then runs its bundled v1.32.
+//!
+//! # Use
+//! ```no_run
+//! use testkit::kube::{Container, FakeKube};
+//! let kube = FakeKube::start();
+//! kube.add_deployment("assistant", "web", 3, &[Container::new("web").request("cpu", "250m").limit("memory", "512Mi")]);
+//! let dir = std::env::temp_dir();
+//! let kubeconfig = kube.write_kubeconfig(&dir, "prod");
+//! // KUBECONFIG=<kubeconfig> KUBECACHEDIR=<fresh dir> kubectl -n assistant scale deployment/web --replicas=6
+//! let web = kube.deployment("assistant", "web").expect("stored");
+//! # let _ = (kubeconfig, web);
+//! ```
+//! Always give kubectl a fresh `KUBECACHEDIR` (or `--cache-dir`): a discovery cache from another
+//! fake, on another port, would otherwise be reused.
+
+mod discovery;
+mod fields;
+mod merge;
+mod objects;
+mod protobuf;
+pub mod quantity;
+mod server;
+mod validation;
+
+pub use objects::{Container, Rollout};
+pub use server::RecordedRequest;
+
+use serde_json::{Value, json};
+use server::{Failure, Key, Shared, State, WriteOp};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The bearer token written into kubeconfigs; tests can assert that it never appears in output.
+pub const TOKEN: &str = "fake-kube-token-6c1e0d";
+
+/// A running fake API server. Dropping it stops the server and every watch stream.
+pub struct FakeKube {
+    shared: Arc<Shared>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+    handlers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    url: String,
+}
+
+impl FakeKube {
+    /// Starts a server on `127.0.0.1:0` in a background thread, with the namespace `default`.
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub fn start() -> FakeKube {
+        let server =
+            Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0 for the fake API server"));
+        let addr = server.server_addr().to_ip().expect("the fake API server listens on an IP address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            address: addr.to_string(),
+            token: TOKEN.to_string(),
+        });
+        let handlers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let thread = {
+            let (shared, server, handlers) = (shared.clone(), server.clone(), handlers.clone());
+            std::thread::Builder::new()
+                .name("fake-kube".into())
+                .spawn(move || {
+                    while !shared.shutdown.load(Ordering::SeqCst) {
+                        match server.recv_timeout(Duration::from_millis(25)) {
+                            Ok(Some(request)) => {
+                                let shared = shared.clone();
+                                let handle = std::thread::spawn(move || server::serve(&shared, request));
+                                let mut hs = handlers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                                hs.retain(|h| !h.is_finished());
+                                hs.push(handle);
+                            }
+                            Ok(None) => {}
+                            Err(_) => break,
+                        }
+                        server::settle_due(&shared);
+                    }
+                })
+                .expect("spawn the fake API server thread")
+        };
+        let kube = FakeKube { shared, server, thread: Some(thread), handlers, url: format!("http://{addr}") };
+        kube.add_namespace("default");
+        kube
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bearer token the kubeconfigs carry ([`TOKEN`]).
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// The text of a kubeconfig with one context per name (cluster = this server, namespace
+    /// `default`, a token user), `current` selected.
+    pub fn kubeconfig(&self, contexts: &[&str], current: &str) -> String {
+        let mut s = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n",
+            self.url
+        );
+        for c in contexts {
+            s.push_str(&format!(
+                "- name: {c}\n  context:\n    cluster: fake\n    namespace: default\n    user: fake-user\n"
+            ));
+        }
+        s.push_str(&format!(
+            "current-context: {current}\nusers:\n- name: fake-user\n  user:\n    token: {}\npreferences: {{}}\n",
+            self.shared.token
+        ));
+        s
+    }
+
+    /// Writes `<dir>/kubeconfig` with one context named `context` (current) and returns its path.
+    ///
+    /// # Panics
+    /// When the file cannot be written.
+    pub fn write_kubeconfig(&self, dir: &Path, context: &str) -> PathBuf {
+        self.write_kubeconfig_contexts(dir, &[context])
+    }
+
+    /// Writes `<dir>/kubeconfig` with several contexts (all on this server; the first is current).
+    ///
+    /// # Panics
+    /// When the file cannot be written or `contexts` is empty.
+    pub fn write_kubeconfig_contexts(&self, dir: &Path, contexts: &[&str]) -> PathBuf {
+        let current = contexts.first().expect("at least one context");
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, self.kubeconfig(contexts, current)).expect("write the kubeconfig");
+        path
+    }
+
+    fn type_of(kind: &str) -> &'static discovery::ResourceType {
+        discovery::by_kind(kind).unwrap_or_else(|| panic!("the fake API server does not serve kind {kind:?}"))
+    }
+
+    /// Stores a fixture object as given (validated and defaulted like a create; no field owner).
+    /// The namespace is created first when missing.
+    ///
+    /// # Panics
+    /// When the kind is not served or the object is invalid.
+    pub fn add_object(&self, obj: Value) -> Value {
+        let kind = obj["kind"].as_str().unwrap_or("").to_string();
+        let api_version = obj["apiVersion"].as_str().unwrap_or("").to_string();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+        let t = discovery::TYPES
+            .iter()
+            .find(|t| t.kind == kind && t.group == group && t.version == version)
+            .unwrap_or_else(|| panic!("the fake API server does not serve {api_version} {kind}"));
+        let ns = if t.namespaced {
+            obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string()
+        } else {
+            String::new()
+        };
+        if t.namespaced {
+            self.add_namespace(&ns);
+        }
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let k: Key = (t.storage.to_string(), ns, name);
+        let mut state = self.shared.lock();
+        let op = WriteOp { manager: String::new(), subresource: None, applied: None, force: false, dry_run: false };
+        let (mut stored, _) =
+            server::commit(&mut state, t, &k, obj, &op).unwrap_or_else(|e| panic!("invalid fixture: {}", e.message));
+        if matches!(t.storage, "apps/deployments" | "apps/statefulsets") {
+            objects::set_workload_status(t.storage, &mut stored, Rollout::Immediate, true);
+            state.objects.insert(k, stored.clone());
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+        stored
+    }
+
+    /// Creates a namespace (no-op when it exists).
+    pub fn add_namespace(&self, namespace: &str) {
+        let exists =
+            self.shared.lock().objects.contains_key(&("namespaces".to_string(), String::new(), namespace.to_string()));
+        if !exists {
+            self.add_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
+        }
+    }
+
+    /// Adds a Deployment (labels and selector `app: <name>`, settled status, revision 1).
+    pub fn add_deployment(&self, namespace: &str, name: &str, replicas: i64, containers: &[Container]) -> Value {
+        self.add_object(objects::workload("Deployment", namespace, name, replicas, containers))
+    }
+
+    /// Adds a StatefulSet (RollingUpdate strategy, settled status).
+    pub fn add_statefulset(&self, namespace: &str, name: &str, replicas: i64, containers: &[Container]) -> Value {
+        self.add_object(objects::workload("StatefulSet", namespace, name, replicas, containers))
+    }
+
+    /// Adds an autoscaling/v2 HPA targeting `target_kind/target_name`, with a CPU utilization metric
+    /// when `cpu_percent` is given (otherwise the server default of 80 % is filled in).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_hpa(
+        &self,
+        namespace: &str,
+        name: &str,
+        target_kind: &str,
+        target_name: &str,
+        min: i64,
+        max: i64,
+        cpu_percent: Option<i64>,
+    ) -> Value {
+        self.add_object(objects::hpa(namespace, name, target_kind, target_name, min, max, cpu_percent))
+    }
+
+    /// Adds a ResourceQuota with `hard` limits and `used` amounts, e.g. `&[("requests.cpu", "10")]`.
+    pub fn add_resource_quota(
+        &self,
+        namespace: &str,
+        name: &str,
+        hard: &[(&str, &str)],
+        used: &[(&str, &str)],
+    ) -> Value {
+        self.add_object(objects::resource_quota(namespace, name, hard, used))
+    }
+
+    /// The stored object of a kind (`Deployment`, `hpa`, `statefulsets`…) as its preferred version
+    /// serves it, or None. Cluster-scoped kinds ignore `namespace`.
+    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let t = Self::type_of(kind);
+        let ns = if t.namespaced { namespace.to_string() } else { String::new() };
+        self.shared.lock().objects.get(&(t.storage.to_string(), ns, name.to_string())).map(|o| server::present(t, o))
+    }
+
+    /// The stored Deployment.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object("Deployment", namespace, name)
+    }
+
+    /// The stored StatefulSet.
+    pub fn statefulset(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object("StatefulSet", namespace, name)
+    }
+
+    /// The stored HPA (autoscaling/v2).
+    pub fn hpa(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object("HorizontalPodAutoscaler", namespace, name)
+    }
+
+    /// The stored ResourceQuota.
+    pub fn resource_quota(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object("ResourceQuota", namespace, name)
+    }
+
+    /// Names of the stored objects of a kind in a namespace, sorted.
+    pub fn names(&self, kind: &str, namespace: &str) -> Vec<String> {
+        let t = Self::type_of(kind);
+        let state = self.shared.lock();
+        state
+            .objects
+            .keys()
+            .filter(|k| k.0 == t.storage && (!t.namespaced || k.1 == namespace))
+            .map(|k| k.2.clone())
+            .collect()
+    }
+
+    /// The current (global) resourceVersion; it grows on every write.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.lock().rv
+    }
+
+    /// Makes `manager` own every field of the object (operation Update), as if it had created it with
+    /// client-side `kubectl apply` or Helm: a server-side apply by another manager that changes one of
+    /// them then gets a 409 conflict unless forced.
+    ///
+    /// # Panics
+    /// When the object does not exist.
+    pub fn set_field_owner(&self, kind: &str, namespace: &str, name: &str, manager: &str) {
+        let t = Self::type_of(kind);
+        let ns = if t.namespaced { namespace.to_string() } else { String::new() };
+        let k: Key = (t.storage.to_string(), ns, name.to_string());
+        let mut state = self.shared.lock();
+        let mut obj = state.objects.get(&k).cloned().unwrap_or_else(|| panic!("no {kind} {namespace}/{name}"));
+        let mut ownership = state.ownership.get(&k).cloned().unwrap_or_default();
+        ownership.own_all(manager, &t.api_version(), &obj);
+        obj["metadata"]["managedFields"] = ownership.render();
+        state.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(state.rv.to_string());
+        state.objects.insert(k.clone(), obj);
+        state.ownership.insert(k, ownership);
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// Number of requests received so far.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// Number of writes received (POST, PUT, PATCH, DELETE without `dryRun`), whatever their answer.
+    pub fn write_count(&self) -> usize {
+        self.shared.lock().log.iter().filter(|r| r.is_write()).count()
+    }
+
+    /// Number of requests with this method whose path contains `path_part`.
+    pub fn count_requests(&self, method: &str, path_part: &str) -> usize {
+        self.shared.lock().log.iter().filter(|r| r.method == method && r.path.contains(path_part)).count()
+    }
+
+    /// The next PATCH or PUT (not a dry run) to this object, subresources included, is answered with
+    /// `status` and `message` in a Status (e.g. 500, 422, 403) and changes nothing.
+    pub fn fail_next_patch(&self, kind: &str, name: &str, status: u16, message: &str) {
+        let t = Self::type_of(kind);
+        let f =
+            Failure { storage: t.storage.to_string(), name: name.to_string(), status, message: message.to_string() };
+        self.shared.lock().faults.fail_next_patch.push(f);
+    }
+
+    /// Every dry-run write (`dryRun=All`) to this object is answered with `status` and `message`, as an
+    /// admission webhook or quota rejection would be (e.g. 403 `exceeded quota`).
+    pub fn fail_on_dry_run(&self, kind: &str, name: &str, status: u16, message: &str) {
+        let t = Self::type_of(kind);
+        let f =
+            Failure { storage: t.storage.to_string(), name: name.to_string(), status, message: message.to_string() };
+        self.shared.lock().faults.fail_on_dry_run.push(f);
+    }
+
+    /// Server-side apply without `force=true` to this object gets a 409 conflict with manager
+    /// `kubectl-client-side-apply` (dry runs included), whatever the field ownership says.
+    pub fn conflict_on_apply(&self, kind: &str, name: &str) {
+        let t = Self::type_of(kind);
+        let key = (t.storage.to_string(), name.to_string());
+        self.shared.lock().faults.conflict_on_apply.insert(key, "kubectl-client-side-apply".to_string());
+    }
+
+    fn set_rollout(&self, kind: &str, name: &str, mode: Rollout) {
+        let t = Self::type_of(kind);
+        self.shared.lock().faults.rollout.insert((t.storage.to_string(), name.to_string()), mode);
+    }
+
+    /// From now on, a change to this workload leaves its rollout in progress for ever:
+    /// `kubectl rollout status --timeout=…` times out.
+    pub fn stuck_rollout(&self, kind: &str, name: &str) {
+        self.set_rollout(kind, name, Rollout::Stuck);
+    }
+
+    /// From now on, a change to this Deployment reports `ProgressDeadlineExceeded`: `kubectl rollout
+    /// status` fails at once.
+    pub fn failed_rollout(&self, kind: &str, name: &str) {
+        self.set_rollout(kind, name, Rollout::DeadlineExceeded);
+    }
+
+    /// From now on, a change to this workload shows an in-progress rollout that converges after
+    /// `delay` (watchers see a MODIFIED event).
+    pub fn delayed_rollout(&self, kind: &str, name: &str, delay: Duration) {
+        self.set_rollout(kind, name, Rollout::DelayedMs(delay.as_millis() as u64));
+    }
+
+    /// Back to converging immediately; a rollout in progress converges now.
+    pub fn resume_rollout(&self, kind: &str, name: &str) {
+        let t = Self::type_of(kind);
+        let mut state = self.shared.lock();
+        state.faults.rollout.remove(&(t.storage.to_string(), name.to_string()));
+        let keys: Vec<Key> = state.objects.keys().filter(|k| k.0 == t.storage && k.2 == name).cloned().collect();
+        for k in keys {
+            state.pending.push((k, std::time::Instant::now()));
+        }
+    }
+
+    /// `kubectl auth can-i <verb> <resource>` answers "no" (`*` matches any verb or resource).
+    pub fn deny(&self, verb: &str, resource: &str) {
+        self.shared.lock().faults.denied.insert((verb.to_string(), resource.to_string()));
+    }
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.server.unblock();
+        self.shared.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let handlers = std::mem::take(&mut *self.handlers.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for h in handlers {
+            let _ = h.join();
+        }
+    }
+}
