@@ -91,10 +91,6 @@ impl Amount {
         }
     }
 
-    pub fn add(self, other: Amount) -> Amount {
-        self.combine(other, |a, b| a + b)
-    }
-
     fn max(self, other: Amount) -> Amount {
         self.combine(other, i128::max)
     }
@@ -106,6 +102,14 @@ impl Amount {
             Amount::Known(v) => Amount::Known(v * i128::from(count)),
             other => other,
         }
+    }
+}
+
+impl std::ops::Add for Amount {
+    type Output = Amount;
+
+    fn add(self, other: Amount) -> Amount {
+        self.combine(other, |a, b| a + b)
     }
 }
 
@@ -173,14 +177,14 @@ impl Surge {
         }
     }
 
-    /// `maxSurge 25% (default)`, `maxSurge 2`, `no surge (StatefulSet)`.
+    /// `maxSurge 25% (default)`, `maxSurge 2`, `StatefulSet: no surge`.
     pub fn describe(&self) -> String {
         match self {
-            Surge::Percent { percent, observed: false } => format!("maxSurge {percent}%, the Deployment default"),
+            Surge::Percent { percent, observed: false } => format!("maxSurge {percent}% (default)"),
             Surge::Percent { percent, observed: true } => format!("maxSurge {percent}%"),
             Surge::Pods(n) => format!("maxSurge {n}"),
-            Surge::None => "no surge: a StatefulSet replaces one pod at a time".into(),
-            Surge::Unreadable(text) => format!("maxSurge `{text}` unreadable"),
+            Surge::None => "StatefulSet: no surge".into(),
+            Surge::Unreadable(text) => format!("maxSurge {text} unreadable"),
         }
     }
 }
@@ -508,18 +512,18 @@ fn pod_amount(ctrs: &[Ctr<'_>], figure: Figure) -> Amount {
     }
     let mut total = Amount::Known(0);
     for c in ctrs.iter().filter(|c| c.init.is_none()) {
-        total = total.add(c.amount(figure));
+        total = total + c.amount(figure);
     }
     let mut sidecars = Amount::Known(0);
     let mut init_peak = Amount::Known(0);
     for c in ctrs.iter().filter(|c| c.init.is_some()) {
         let own = c.amount(figure);
         let running = if c.init == Some(true) {
-            total = total.add(own);
-            sidecars = sidecars.add(own);
+            total = total + own;
+            sidecars = sidecars + own;
             sidecars
         } else {
-            own.add(sidecars)
+            own + sidecars
         };
         init_peak = init_peak.max(running);
     }
@@ -563,7 +567,7 @@ pub fn compute(plan: &ScalePlan) -> Capacity {
                 Some(n) => w.per_pod_before[f.index()].times(n),
                 None => Amount::Unknown,
             };
-            current.amounts[f.index()] = current.amounts[f.index()].add(this);
+            current.amounts[f.index()] = current.amounts[f.index()] + this;
         }
     }
     let mut capacity = Capacity { workloads, totals, current, quota: Vec::new(), unknown };
@@ -727,7 +731,7 @@ fn total(workloads: &[WorkloadCapacity], case: Case) -> TotalRow {
         row.pods = row.pods.zip(pods).map(|(a, b)| a + u64::from(b));
         for f in Figure::ALL {
             let this = pods.map_or(Amount::Unknown, |n| w.per_pod[f.index()].times(n));
-            row.amounts[f.index()] = row.amounts[f.index()].add(this);
+            row.amounts[f.index()] = row.amounts[f.index()] + this;
         }
     }
     row
@@ -897,6 +901,29 @@ pub(crate) mod tests {
             Ok(p) => p,
             Err(e) => panic!("test plan does not parse: {e}"),
         }
+    }
+
+    /// A prod-like plan with `n` Deployments, each scaled, resized and given an HPA.
+    pub(crate) fn many_workloads(n: usize) -> ScalePlan {
+        let mut p = plan(PROD);
+        let template = std::mem::take(&mut p.actions);
+        for i in 0..n {
+            let name = format!("w{i}");
+            for a in [&template[0], &template[1], &template[4]] {
+                let mut a = a.clone();
+                match &mut a {
+                    Action::ScaleWorkload(s) => {
+                        s.name = name.clone();
+                        s.hpa = Some(name.clone());
+                    }
+                    Action::UpdateResources(u) => u.name = name.clone(),
+                    Action::ApplyHpa(h) => h.name = name.clone(),
+                    _ => {}
+                }
+                p.actions.push(a);
+            }
+        }
+        p
     }
 
     fn cores(millis: i128) -> Amount {
