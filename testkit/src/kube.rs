@@ -357,6 +357,14 @@ impl FakeKube {
         self.shared.lock().log.iter().filter(|r| r.is_write()).count()
     }
 
+    /// Number of distinct kubectl processes seen (distinct `Kubectl-Session` headers; kubectl ≥1.30).
+    pub fn kubectl_sessions(&self) -> usize {
+        let state = self.shared.lock();
+        let sessions: std::collections::BTreeSet<&str> =
+            state.log.iter().filter_map(|r| r.kubectl_session.as_deref()).collect();
+        sessions.len()
+    }
+
     /// Number of requests with this method whose path contains `path_part`.
     pub fn count_requests(&self, method: &str, path_part: &str) -> usize {
         self.shared.lock().log.iter().filter(|r| r.method == method && r.path.contains(path_part)).count()

@@ -27,8 +27,13 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     pub accept: Option<String>,
     pub user_agent: Option<String>,
-    /// Whether the request carried `Authorization: Bearer <the kubeconfig's token>`.
+    /// Whether the request carried `Authorization: Bearer <the kubeconfig's token>`. kubectl never
+    /// sends it to an `http://` server, so this is only meaningful for other clients.
     pub authorized: bool,
+    /// kubectl's `Kubectl-Command` header (`kubectl apply`…), sent by kubectl ≥1.30.
+    pub kubectl_command: Option<String>,
+    /// kubectl's `Kubectl-Session` header: one value per kubectl process (kubectl ≥1.30).
+    pub kubectl_session: Option<String>,
     pub body: String,
     /// The HTTP status the fake answered.
     pub status: u16,
@@ -319,6 +324,8 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
     let accept = header("Accept");
     let user_agent = header("User-Agent");
     let authorized = header("Authorization").is_some_and(|a| a == format!("Bearer {}", shared.token));
+    let kubectl_command = header("Kubectl-Command");
+    let kubectl_session = header("Kubectl-Session");
     let mut body = Vec::new();
     let _ = request.as_reader().read_to_end(&mut body);
     let req = Req {
@@ -343,6 +350,8 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
         accept,
         user_agent,
         authorized,
+        kubectl_command,
+        kubectl_session,
         body: String::from_utf8_lossy(&req.body).into_owned(),
         status,
     });
