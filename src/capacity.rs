@@ -800,7 +800,8 @@ fn quota_rows(plan: &ScalePlan, capacity: &Capacity) -> Vec<QuotaRow> {
                 if !missing.is_empty() {
                     let what = if f.is_limit() { "limit" } else { "request" };
                     problem = Some(format!(
-                        "this quota rejects pods without a {} {what}: {}",
+                        "the quota rejects pods with a container that sets no {} {what}, unless a LimitRange \
+                         default fills it in: {}",
                         f.resource(),
                         missing.join(", ")
                     ));

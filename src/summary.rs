@@ -272,11 +272,11 @@ fn workload_changes(out: &mut String, plan: &ScalePlan, view: &WorkloadView<'_>,
     {
         let _ = write!(
             out,
-            "HPA scale-out: above an average of {} CPU per pod ({target}% of the {} pod CPU request{}); \
-             raising CPU requests raises this point, so the HPA keeps fewer replicas for the same load.\n\n",
+            "HPA scale-out point: {} CPU per pod on average ({target}% of the {}'s {} CPU request); \
+             higher requests mean fewer replicas for the same load.\n\n",
             cpu(threshold),
+            if cap.counted == Counted::ChangedContainerOnly { "changed container" } else { "pod" },
             cpu(basis),
-            if cap.counted == Counted::ChangedContainerOnly { " of the changed container" } else { "" },
         );
     }
 }
@@ -494,6 +494,7 @@ fn quota_section(out: &mut String, plan: &ScalePlan, capacity: &Capacity) {
                             out.push_str(": over by ");
                             out.push_str(&quota_value(row.measure, v - free));
                         }
+                        (Amount::NoLimit, _) => {}
                         _ => out.push_str(": rejected"),
                     }
                     out.push_str("**");
@@ -511,26 +512,36 @@ fn quota_section(out: &mut String, plan: &ScalePlan, capacity: &Capacity) {
 
     let exceeded: Vec<_> = capacity.quota.iter().filter(|r| r.exceeded()).collect();
     for row in &exceeded {
-        let first = Case::ALL.into_iter().find(|c| row.fits[c.index()] == Some(false)).unwrap_or(Case::HpaMaxSurge);
         out.push_str("- **Does not fit:** ");
         code(out, &row.quota);
         out.push(' ');
         code(out, &row.key);
-        out.push(' ');
-        out.push_str(first.label());
-        out.push_str(
-            ". Pods beyond the quota fail admission (`FailedCreate`): the HPA or the rollout asks for them but \
-             they never start.\n",
-        );
+        match &row.problem {
+            Some(problem) => {
+                out.push_str(": ");
+                inline(out, problem);
+                out.push_str(".\n");
+            }
+            None => {
+                let first =
+                    Case::ALL.into_iter().find(|c| row.fits[c.index()] == Some(false)).unwrap_or(Case::HpaMaxSurge);
+                out.push(' ');
+                out.push_str(first.label());
+                out.push_str(
+                    ". Pods beyond the quota fail admission (`FailedCreate`): the HPA or the rollout asks for them \
+                     but they never start.\n",
+                );
+            }
+        }
     }
-    for row in capacity.quota.iter().filter(|r| r.problem.is_some()) {
+    for row in capacity.quota.iter().filter(|r| r.problem.is_some() && !r.exceeded()) {
         out.push_str("- ");
         code(out, &row.quota);
         out.push(' ');
         code(out, &row.key);
         out.push_str(": ");
-        text(out, row.problem.as_deref().unwrap_or_default());
-        out.push('\n');
+        inline(out, row.problem.as_deref().unwrap_or_default());
+        out.push_str(".\n");
     }
     if exceeded.is_empty() && capacity.quota.iter().all(|r| !r.fits.contains(&None)) {
         out.push_str("- Every checked quota key fits, including at HPA max + surge.\n");
@@ -581,20 +592,31 @@ fn rollback_section(out: &mut String, plan: &ScalePlan) {
     if !plan.rollback_hints.is_empty() {
         out.push('\n');
     }
+    let mut paragraph = false;
     if !plan.rollback_hints.iter().any(|h| h.contains("restore")) {
         out.push_str(
             "Execution snapshots the live state of every object it changes before changing anything and writes a \
              restore plan from that snapshot; applying the restore plan puts back replicas, container resources and \
-             HPAs (deleting an HPA that did not exist). ",
+             HPAs (deleting an HPA that did not exist).",
         );
+        paragraph = true;
     }
-    out.push_str("`kubectl rollout undo` alone restores only the pod template, never replicas or an HPA.\n\n");
+    if !plan.rollback_hints.iter().any(|h| h.contains("rollout undo")) {
+        if paragraph {
+            out.push(' ');
+        }
+        out.push_str("`kubectl rollout undo` alone restores only the pod template, never replicas or an HPA.");
+        paragraph = true;
+    }
+    if paragraph {
+        out.push_str("\n\n");
+    }
 }
 
-/// A hint: `kubectl …` commands as code (with a trailing `(explanation)` as text), anything else
-/// as text with its own code spans.
+/// A hint: `kubectl -n …` commands as code (with a trailing `(explanation)` as text), anything
+/// else (prose) as text with its own code spans.
 fn rollback_hint(out: &mut String, hint: &str) {
-    if hint.starts_with("kubectl ") && !hint.contains('`') {
+    if hint.starts_with("kubectl -") && !hint.contains('`') {
         let (command, rest) = match hint.rfind(" (") {
             Some(i) if hint.ends_with(')') => hint.split_at(i),
             _ => (hint, ""),
@@ -782,7 +804,12 @@ mod tests {
         assert!(web.contains("| Limits | unknown (not detected) | cpu 1, memory 2Gi |"), "{web}");
         assert!(web.contains("| HPA | unknown (not detected) | min 4, max 12, CPU 65% |"), "{web}");
         assert!(web.contains("Container: not named; execution picks the workload's only container"), "{web}");
-        assert!(web.contains("above an average of 325m CPU per pod (65% of the 500m pod CPU request"), "{web}");
+        assert!(
+            web.contains(
+                "scale-out point: 325m CPU per pod on average (65% of the changed container's 500m CPU request)"
+            ),
+            "{web}"
+        );
         let cap = section(&md, "## Capacity");
         assert!(
             cap.contains("| Deployment `web` | cpu 500m, memory 1Gi | cpu 1, memory 2Gi | 6 | 4 | 12 | 15 (+3, maxSurge 25% (default)) |"),
@@ -810,7 +837,10 @@ mod tests {
         assert!(web.contains("| Replicas | 3 | 6 (HPA `web` owns replicas, range [4, 12]) |"), "{web}");
         assert!(web.contains("| Requests | cpu 250m, memory 512Mi | cpu 500m, memory 1Gi |"), "{web}");
         assert!(web.contains("| HPA | none | min 4, max 12, CPU 65% |"), "{web}");
-        assert!(web.contains("above an average of 422.5m CPU per pod (65% of the 650m pod CPU request)"), "{web}");
+        assert!(
+            web.contains("scale-out point: 422.5m CPU per pod on average (65% of the pod's 650m CPU request)"),
+            "{web}"
+        );
         assert!(
             web.contains("(with the detected template: `web`); unchanged: `log-shipper`, `mesh` (native sidecar)."),
             "{web}"
@@ -870,7 +900,12 @@ mod tests {
             workload: None,
             message: "a | b *bold* [link](http://x) <script> \u{202E}evil\n## injected".into(),
         });
-        p.rollback_hints = vec!["kubectl -n assistant scale deployment/web --replicas=3".into(), "`a|b` c_d".into()];
+        p.rollback_hints = vec![
+            "kubectl -n assistant scale deployment/web --replicas=3".into(),
+            "`a|b` c_d".into(),
+            "kubectl -n assistant delete hpa web (it did not exist before)".into(),
+            "kubectl rollout undo restores only the pod template".into(),
+        ];
         let md = render(&p);
         let first = md.lines().next().unwrap_or_default();
         assert_eq!(
@@ -884,6 +919,8 @@ mod tests {
         assert!(!md.contains("\n## injected") && !md.contains('\u{202E}'));
         assert!(md.contains("- `kubectl -n assistant scale deployment/web --replicas=3`\n"), "{md}");
         assert!(md.contains(r"- a\|b c\_d"), "{md}");
+        assert!(md.contains("- `kubectl -n assistant delete hpa web` (it did not exist before)\n"), "{md}");
+        assert!(md.contains("- kubectl rollout undo restores only the pod template\n"), "{md}");
         // Every table row still has the same number of cells as its header.
         for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
             let cells = |line: &str| line.replace(r"\|", "").matches('|').count();
@@ -891,6 +928,66 @@ mod tests {
             let header = cells(lines.next().unwrap_or_default());
             assert!(lines.all(|l| cells(l) == header), "{table}");
         }
+    }
+
+    #[test]
+    fn missing_limits_under_a_limits_quota_are_flagged() {
+        let yaml = detected().replace(
+            "{name: log-shipper, requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 100m, memory: 128Mi}}",
+            "{name: log-shipper, requests: {cpu: 50m, memory: 64Mi}}",
+        );
+        let md = render(&plan(&yaml));
+        let quota = section(&md, "## Quota headroom");
+        assert!(
+            quota.contains("| `compute` | `limits.cpu` | 13 (20 − 7) | **no limit** | **no limit** | **no limit** |"),
+            "{quota}"
+        );
+        assert!(
+            quota.contains(
+                "- **Does not fit:** `compute` `limits.cpu`: the quota rejects pods with a container that sets no cpu \
+                 limit, unless a LimitRange default fills it in: Deployment web container `log-shipper`.\n"
+            ),
+            "{quota}"
+        );
+        assert!(section(&md, "## Capacity").contains("| cpu 650m, memory 1.19Gi | cpu no limit, memory no limit |"));
+    }
+
+    #[test]
+    fn quota_section_without_quotas_and_restore_plans() {
+        let mut p = plan(&detected());
+        if let Some(o) = p.observed.as_mut() {
+            o.quotas.clear();
+        }
+        let md = render(&p);
+        assert!(md.contains("No ResourceQuota in namespace `assistant`"), "{md}");
+        assert!(md.contains("quota: no ResourceQuota"), "{md}");
+
+        // A restore plan: resources set back exactly and an HPA deleted.
+        let restore = indoc::indoc! {r#"
+            apiVersion: infra.scale/v1
+            kind: ScalePlan
+            metadata: {createdAt: 2025-10-11T00:00:00Z, target: prod}
+            context: {kubeContext: production, namespace: assistant}
+            assumptions: {autoscaling: none, liveState: detected}
+            actions:
+              - {action: delete_hpa, kind: HorizontalPodAutoscaler, name: web, namespace: assistant}
+              - {action: restore_resources, kind: Deployment, name: web, namespace: assistant, container: web, requests: {cpu: 250m}}
+              - {action: scale_workload, kind: Deployment, name: web, namespace: assistant, from: 6, to: 3, reason: restore}
+            rollbackHints: []
+            risks: []
+            notes: []
+        "#};
+        let md = render(&plan(restore));
+        let web = section(&md, "### Deployment `web`");
+        assert!(web.contains("| Replicas | 6 | 3 |"), "{web}");
+        assert!(web.contains("| Requests | unknown (not detected) | cpu 250m (restored exactly) |"), "{web}");
+        assert!(web.contains("| Limits | unknown (not detected) | none (restored exactly) |"), "{web}");
+        assert!(md.contains("- HorizontalPodAutoscaler `web` is deleted"), "{md}");
+        assert!(
+            section(&md, "## Capacity")
+                .contains("| Deployment `web` | cpu 250m, memory 0 | cpu no limit, memory no limit | 3 | 3 | 3 | 4 "),
+            "{md}"
+        );
     }
 
     #[test]
