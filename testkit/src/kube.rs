@@ -67,6 +67,7 @@ mod merge;
 mod objects;
 mod protobuf;
 pub mod quantity;
+mod schema;
 mod server;
 mod validation;
 

@@ -465,6 +465,66 @@ fn invalid_changes_get_the_apiservers_422_and_change_nothing() {
             assert!(run.stderr.contains("The HorizontalPodAutoscaler \"web\" is invalid"), "{}", run.stderr);
         }
         assert!(c.kube.hpa("assistant", "web").is_none());
+        // Unknown fields: server-side apply always rejects them; other writes under kubectl's default
+        // fieldValidation=Strict (kubectl ≥1.29 against this fake).
+        let typo = c.file("typo.yaml", &WEB_RESOURCES.replace("        resources:", "        resourcez:"));
+        let run = c.fails(k, &["apply", "--server-side", "--field-manager=infra-scale", "-f", typo.to_str().unwrap()]);
+        assert!(
+            run.stderr.contains(".spec.template.spec.containers[name=\"web\"].resourcez: field not declared in schema"),
+            "{}",
+            run.stderr
+        );
+        let v1_field = c.file(
+            "v1field.yaml",
+            &hpa_manifest(2, 4, 60)
+                .replace("  minReplicas: 2", "  minReplicas: 2\n  targetCPUUtilizationPercentage: 60"),
+        );
+        let run =
+            c.fails(k, &["apply", "--server-side", "--field-manager=infra-scale", "-f", v1_field.to_str().unwrap()]);
+        assert!(
+            run.stderr.contains(".spec.targetCPUUtilizationPercentage: field not declared in schema"),
+            "{}",
+            run.stderr
+        );
+        // kubectl patch sends no fieldValidation: the server's default (Warn) drops the field and warns.
+        let run = c.ok(
+            k,
+            &["patch", "deployment", "web", "-n", "assistant", "--type=merge", "-p", r#"{"spec":{"replica":5}}"#],
+        );
+        assert!(run.stderr.contains("Warning: unknown field \"spec.replica\""), "{}", run.stderr);
+        assert_eq!(c.deployment("web"), before);
+        assert!(c.kube.hpa("assistant", "web").is_none());
+    });
+}
+
+#[test]
+fn diff_and_wait_work_for_the_executor() {
+    for_each_kubectl(|k| {
+        let c = web_cluster();
+        let res = c.file("web-resources.yaml", WEB_RESOURCES);
+        let f = res.to_str().unwrap();
+        let diff = c.kubectl(k, &["diff", "--server-side", "--field-manager=infra-scale", "-f", f]);
+        assert_eq!(diff.code, 1, "a pending change: {}{}", diff.stdout, diff.stderr);
+        assert!(diff.stdout.contains("+            cpu: 500m"), "{}", diff.stdout);
+        assert_eq!(
+            container(&c.deployment("web"), "web")["resources"]["requests"]["cpu"],
+            "250m",
+            "diff writes nothing"
+        );
+        c.ok(k, &["apply", "--server-side", "--field-manager=infra-scale", "-f", f]);
+        let diff = c.kubectl(k, &["diff", "--server-side", "--field-manager=infra-scale", "-f", f]);
+        assert_eq!(diff.code, 0, "no change left: {}{}", diff.stdout, diff.stderr);
+        let hpa = c.file("hpa.yaml", &hpa_manifest(4, 12, 65));
+        c.ok(k, &["apply", "--server-side", "--field-manager=infra-scale", "-f", hpa.to_str().unwrap()]);
+        c.ok(k, &["wait", "hpa/web", "-n", "assistant", "--for=condition=ScalingActive", "--timeout=10s"]);
+        // One multi-document apply for several workloads: one process, one PATCH each.
+        c.kube.add_deployment("assistant", "api", 2, &[app("api")]);
+        let both = format!("{WEB_RESOURCES}---\n{}", WEB_RESOURCES.replace("web", "api"));
+        let both = c.file("both.yaml", &both);
+        c.kube.clear_requests();
+        c.ok(k, &["apply", "--server-side", "--field-manager=infra-scale", "-f", both.to_str().unwrap()]);
+        assert_eq!(c.kube.count_requests("PATCH", "/deployments/"), 2);
+        assert_eq!(container(&c.deployment("api"), "api")["resources"]["limits"]["memory"], "2Gi");
     });
 }
 

@@ -6,6 +6,7 @@ use super::fields::{self, Conflict, Ownership};
 use super::merge;
 use super::objects::{self, Rollout};
 use super::protobuf;
+use super::schema::{self, Style};
 use super::validation::{self, FieldError};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +149,9 @@ impl ApiError {
     pub fn to_status(&self) -> Value {
         let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                            "message": self.message, "reason": self.reason, "code": self.code});
+        if self.reason.is_empty() {
+            s.as_object_mut().map(|m| m.remove("reason"));
+        }
         if !self.details.is_null() {
             s["details"] = self.details.clone();
         }
@@ -232,6 +236,8 @@ pub struct Req {
     pub content_type: String,
     pub user_agent: String,
     pub body: Vec<u8>,
+    /// `Warning` headers for the response (unknown fields under `fieldValidation=Warn`).
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Req {
@@ -336,6 +342,7 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
         content_type: content_type.clone().unwrap_or_default(),
         user_agent: user_agent.clone().unwrap_or_default(),
         body,
+        warnings: std::cell::RefCell::default(),
     };
     let reply = route(shared, &req).unwrap_or_else(|e| Reply::Json(e.code, e.to_status()));
     let status = match &reply {
@@ -358,7 +365,13 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
     match reply {
         Reply::Json(code, value) => {
             let data = serde_json::to_vec(&value).unwrap_or_default();
-            let response = tiny_http::Response::from_data(data).with_status_code(code).with_header(json_header());
+            let mut response = tiny_http::Response::from_data(data).with_status_code(code).with_header(json_header());
+            for w in req.warnings.borrow().iter() {
+                let value = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+                if let Ok(h) = tiny_http::Header::from_bytes(&b"Warning"[..], value.as_bytes()) {
+                    response.add_header(h);
+                }
+            }
             let _ = request.respond(response);
         }
         Reply::Watch(spec) => {
@@ -628,6 +641,56 @@ fn check_type_meta(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Unknown fields in a write: an apply patch fails like structured-merge-diff does (a 500 without a
+/// reason, as real servers answer); other writes fail under `fieldValidation=Strict` and otherwise
+/// lose the fields, as the real decoder drops them.
+fn check_fields(
+    req: &Req,
+    t: &ResourceType,
+    obj: &mut Value,
+    is_apply: bool,
+    ns: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let Some(node) = schema::schema(&t.api_version(), t.kind) else { return Ok(()) };
+    if is_apply {
+        let unknown = schema::unknown_fields(obj, node, Style::Apply);
+        if let Some(first) = unknown.first() {
+            let gvknn = if t.namespaced { format!("{ns}/{name}") } else { name.to_string() };
+            let mut e = ApiError::new(
+                500,
+                format!(
+                    "failed to create typed patch object ({gvknn}; {}/{}, Kind={}): {first}: field not declared in schema",
+                    t.group, t.version, t.kind
+                ),
+            );
+            e.reason = "";
+            return Err(e);
+        }
+        return Ok(());
+    }
+    let unknown = schema::unknown_fields(obj, node, Style::Decoder);
+    let validation = req.param("fieldValidation").unwrap_or("Warn");
+    if validation == "Warn" {
+        req.warnings.borrow_mut().extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
+    }
+    if validation == "Strict" && !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+        return Err(ApiError::new(
+            400,
+            format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                t.kind,
+                t.version,
+                t.kind,
+                list.join(", ")
+            ),
+        ));
+    }
+    schema::prune(obj, node);
+    Ok(())
+}
+
 /// What kind of write produced a new object version (for managedFields and ownership).
 pub struct WriteOp<'a> {
     pub manager: String,
@@ -657,6 +720,9 @@ pub fn commit(
     validation::canonicalize(storage, &mut new).map_err(|e| {
         ApiError::new(400, format!("{} in version \"{}\" cannot be handled as a {}: {e}", t.kind, t.version, t.kind))
     })?;
+    if let Some(node) = schema::schema(new["apiVersion"].as_str().unwrap_or(""), t.kind) {
+        schema::prune(&mut new, node);
+    }
     objects::apply_defaults(storage, &mut new);
     if old.is_none() {
         let mut errs = validation::validate_name(storage, name);
@@ -738,12 +804,13 @@ pub fn commit(
     }
     match storage {
         "apps/deployments" | "apps/statefulsets" => {
+            // A dry run shows the object as stored, before any controller has acted on it.
             let spec_changed = old.as_ref().is_none_or(|o| o["spec"] != new["spec"]);
-            if spec_changed {
+            if spec_changed && !op.dry_run {
                 objects::set_workload_status(storage, &mut new, mode, false);
             }
         }
-        "autoscaling/horizontalpodautoscalers" if created => {
+        "autoscaling/horizontalpodautoscalers" if created && !op.dry_run => {
             let target = &new["spec"]["scaleTargetRef"];
             let target_storage = discovery::by_kind(target["kind"].as_str().unwrap_or("")).map(|t| t.storage);
             let replicas = target_storage
@@ -910,6 +977,8 @@ fn create(shared: &Arc<Shared>, req: &Req, t: &'static ResourceType, ns: &str) -
         e.reason = "AlreadyExists";
         return Err(e);
     }
+    let mut body = body;
+    check_fields(req, t, &mut body, false, ns, &name)?;
     let mut obj = to_storage(t, &body);
     if t.namespaced {
         obj["metadata"]["namespace"] = json!(ns);
@@ -978,6 +1047,8 @@ fn update(
         }
         _ => {
             check_type_meta(t, &body)?;
+            let mut body = body;
+            check_fields(req, t, &mut body, false, ns, name)?;
             let mut new = to_storage(t, &body);
             new["status"] = live["status"].clone();
             new
@@ -1018,6 +1089,10 @@ fn patch(
                 400,
                 format!("the name of the object ({n}) does not match the name on the URL ({name})"),
             ));
+        }
+        if sub.is_none() {
+            let mut body = body.clone();
+            check_fields(req, t, &mut body, true, ns, name)?;
         }
         if sub.is_none()
             && !matches!(req.param("force"), Some("true" | "1"))
@@ -1060,6 +1135,9 @@ fn patch(
                 ),
             ));
         }
+    }
+    if sub.is_none() && !is_apply {
+        check_fields(req, t, &mut view, false, ns, name)?;
     }
     if let Some(rv) = precondition
         && !created_by_apply
