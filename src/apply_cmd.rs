@@ -1,9 +1,156 @@
 //! `infra-scale apply`: load and re-validate a plan, gate on the approval, preview or execute, report.
+//!
+//! stdout (the prototype's contract): the `preview: kubectl …` lines (preview only), then the
+//! JSON summary, then `succeeded` when everything succeeded. Diagnostics go to stderr.
 
+use std::io::Read;
+use std::path::Path;
+
+use crate::artifacts;
 use crate::cli::ApplyOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::execute::journal::Summary;
+use crate::execute::resolve::{self, Status};
+use crate::execute::run::{self, ExecOptions};
+use crate::execute::{self, Session, preview};
+use crate::github::gate::{self, Approval, GateRequest};
+use crate::github::report::{self, ExecutionReport};
+use crate::kubectl::Kubectl;
+use crate::plan::{MAX_PLAN_BYTES, ScalePlan};
 
 /// Runs `infra-scale apply`.
-pub fn run(_options: &ApplyOptions) -> Result<()> {
-    Err(crate::error::Error::Failed(anyhow::anyhow!("apply: not built yet")))
+pub fn run(options: &ApplyOptions) -> Result<()> {
+    let (bytes, plan) = load(&options.plan)?;
+    let context = options.context.clone().unwrap_or_else(|| plan.context.kube_context.clone());
+    if context.is_empty() || context.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            format!("--context={}", context.escape_debug()),
+            "is not a kube context name",
+            "the name of a context in your kubeconfig (`kubectl config get-contexts -o name`)",
+        ));
+    }
+    let session = Session::new(Kubectl::from_env(Some(&context)));
+    if !options.execute {
+        return preview_plan(&plan, &session, &context);
+    }
+
+    // The approval gate runs before any kubectl call that changes anything.
+    let approval = gate::verify(&GateRequest { plan_bytes: &bytes, pr: options.pr, force: options.force })?;
+    if let Some(a) = &approval
+        && let Err(e) = report::started(a)
+    {
+        eprintln!("warning: could not mark the pull request's head commit as pending: {e}");
+    }
+    if execute::is_echo(&session.kubectl) {
+        return pass_through(&plan, &session, &context);
+    }
+
+    let out_dir = artifacts::resolve_dir(options.out.as_deref(), artifacts::now_epoch()?)?;
+    let opts = ExecOptions {
+        context: context.clone(),
+        allow_drift: options.allow_drift,
+        timeout: options.timeout,
+        rollback_on_failure: options.rollback_on_failure,
+        out_dir: Some(out_dir),
+        created_at: artifacts::rfc3339(artifacts::now_epoch()?),
+        preflight: true,
+    };
+    let execution = run::execute(&plan, &session, &opts);
+    println!("{}", execution.summary.to_json());
+    report_back(approval.as_ref(), &execution.summary);
+    match execution.error {
+        None => {
+            println!("succeeded");
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+/// Reads the plan (size-capped before parsing) and parses it strictly.
+fn load(path: &Path) -> Result<(Vec<u8>, ScalePlan)> {
+    let source = path.display().to_string();
+    let help = "the plan.yaml written by `infra-scale plan` (--plan=PATH)";
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::invalid(&source, format!("cannot read the plan: {e}"), help))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PLAN_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::invalid(&source, format!("cannot read the plan: {e}"), help))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        Error::invalid(
+            &source,
+            format!("the plan is not UTF-8 text ({e})"),
+            "a YAML file written by `infra-scale plan`",
+        )
+    })?;
+    // parse_untrusted refuses a text longer than the cap (read up to one byte past it).
+    let plan = ScalePlan::parse_untrusted(text, &source)?;
+    Ok((bytes, plan))
+}
+
+/// Default mode: print every change invocation, the summary and `succeeded`; needs no cluster.
+fn preview_plan(plan: &ScalePlan, session: &Session, context: &str) -> Result<()> {
+    let steps = resolve::resolve(plan, None)?;
+    for inv in preview::invocations(&plan.context.namespace, &steps) {
+        println!("{}", preview::render(&session.kubectl, &inv));
+    }
+    let mut summary = Summary::new(false, &plan.context.namespace, context);
+    summary.results = steps;
+    println!("{}", summary.to_json());
+    println!("succeeded");
+    Ok(())
+}
+
+/// `KUBECTL=echo … --execute`: the prototype's smoke test. The change invocations are handed to
+/// the stand-in (which prints them); nothing is read back, there is no cluster to snapshot.
+fn pass_through(plan: &ScalePlan, session: &Session, context: &str) -> Result<()> {
+    eprintln!(
+        "note: KUBECTL is `{}`, a pass-through stand-in: the change invocations are printed, nothing is read or changed",
+        session.kubectl.program().display()
+    );
+    let mut steps = resolve::resolve(plan, None)?;
+    for inv in preview::invocations(&plan.context.namespace, &steps) {
+        let out = session.run(&inv.purpose, &inv.args, None).map_err(|e| Error::Failed(e.into()))?;
+        print!("{}", out.stdout);
+        for &i in &inv.steps {
+            steps[i].status = Status::PassedThrough;
+            steps[i].duration_ms = out.elapsed.as_millis() as u64;
+        }
+    }
+    let mut summary = Summary::new(true, &plan.context.namespace, context);
+    summary.results = steps;
+    summary.kubectl_calls = Some(session.calls());
+    println!("{}", summary.to_json());
+    println!("succeeded");
+    Ok(())
+}
+
+/// The outcome on the pull request (when gated) or in the job summary; never fails the run.
+fn report_back(approval: Option<&Approval>, summary: &Summary) {
+    let markdown = summary.markdown();
+    match approval {
+        Some(a) => {
+            let line = format!(
+                "{} in {}: {}",
+                if summary.ok { "executed" } else { "execution failed" },
+                summary.namespace,
+                summary.counts()
+            );
+            let r = ExecutionReport {
+                success: summary.ok,
+                changed: summary.changed.unwrap_or(false),
+                journal_markdown: markdown,
+                summary_line: line,
+            };
+            if let Err(e) = report::post(a, &r) {
+                eprintln!("warning: could not report the outcome on the pull request: {e}");
+            }
+        }
+        None => {
+            if let Err(e) = crate::runner::append_step_summary(&markdown) {
+                eprintln!("warning: could not write the job summary: {e:#}");
+            }
+        }
+    }
 }

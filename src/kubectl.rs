@@ -73,12 +73,25 @@ impl Kubectl {
             }
             _ => KubectlError::Io { purpose: purpose.into(), detail: e.to_string() },
         })?;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input).map_err(|e| KubectlError::Io { purpose: purpose.into(), detail: e.to_string() })?;
-        }
+        // Feed stdin from a thread while stdout/stderr are drained, so that neither side can block
+        // the other. A program that exits without reading stdin (a usage error, `echo`) closes the
+        // pipe: that is not an error of ours, its exit status and stderr tell what happened.
+        let writer = match (stdin, child.stdin.take()) {
+            (Some(input), Some(mut pipe)) => {
+                let input = input.to_vec();
+                Some(std::thread::spawn(move || match pipe.write_all(&input) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+                    _ => Ok(()),
+                }))
+            }
+            _ => None,
+        };
         let out = child
             .wait_with_output()
             .map_err(|e| KubectlError::Io { purpose: purpose.into(), detail: e.to_string() })?;
+        if let Some(Ok(Err(e))) = writer.map(|w| w.join()) {
+            return Err(KubectlError::Io { purpose: purpose.into(), detail: format!("writing stdin: {e}") });
+        }
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if !out.status.success() {

@@ -11,6 +11,7 @@
 //! - `observed`: what `--detect` read (uid, resourceVersion, generation, containers, HPA) so that
 //!   execution can refuse a plan whose cluster has drifted.
 //! - risks and notes are objects with a `severity` (`info`, `warning`, `error`) and a `code`.
+//! - restore plans (written by `infra-scale apply`) also use `delete_hpa` and `restore_resources`.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -216,6 +217,23 @@ pub enum Action {
     ApplyHpa(ApplyHpa),
     /// Only in restore plans: remove an HPA that did not exist before execution.
     DeleteHpa(DeleteHpa),
+    /// Only in restore plans: set one container's cpu/memory requests and limits back to exactly
+    /// the snapshot's values (keys not listed are released, so the API server removes the ones
+    /// infra-scale added), where `update_resources` only ever adds or changes keys.
+    RestoreResources(RestoreResources),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RestoreResources {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub namespace: String,
+    pub container: String,
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub requests: ResourceList,
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub limits: ResourceList,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +252,7 @@ impl Action {
             Action::UpdateResources(a) => format!("{}/{}", a.kind, a.name),
             Action::ApplyHpa(a) => format!("HorizontalPodAutoscaler/{}", a.name),
             Action::DeleteHpa(a) => format!("HorizontalPodAutoscaler/{}", a.name),
+            Action::RestoreResources(a) => format!("{}/{}", a.kind, a.name),
         }
     }
 
@@ -243,6 +262,7 @@ impl Action {
             Action::UpdateResources(_) => "update_resources",
             Action::ApplyHpa(_) => "apply_hpa",
             Action::DeleteHpa(_) => "delete_hpa",
+            Action::RestoreResources(_) => "restore_resources",
         }
     }
 
@@ -252,6 +272,7 @@ impl Action {
             Action::UpdateResources(a) => &a.namespace,
             Action::ApplyHpa(a) => &a.namespace,
             Action::DeleteHpa(a) => &a.namespace,
+            Action::RestoreResources(a) => &a.namespace,
         }
     }
 }
@@ -588,6 +609,13 @@ impl ScalePlan {
                         p.push(&at, format!("HPA name `{}` {e}", a.name), names::SUBDOMAIN_HELP);
                     }
                 }
+                Action::RestoreResources(a) => {
+                    check_workload_name(&mut p, &at, a.kind, &a.name);
+                    if let Err(e) = names::dns1123_label(&a.container) {
+                        p.push(&at, format!("container `{}` {e}", a.container), names::LABEL_HELP);
+                    }
+                    check_resources(&mut p, &at, &a.requests, &a.limits);
+                }
             }
         }
         p.finish(())
@@ -600,6 +628,7 @@ impl ScalePlan {
             let w = match action {
                 Action::ScaleWorkload(a) => (a.kind, a.name.clone()),
                 Action::UpdateResources(a) => (a.kind, a.name.clone()),
+                Action::RestoreResources(a) => (a.kind, a.name.clone()),
                 Action::ApplyHpa(a) => {
                     let t = a.target();
                     (t.kind, t.name)

@@ -1,1 +1,77 @@
-//! (being written)
+//! Executing a ScalePlan with kubectl: preview, preflight, snapshot, drift check, server-side dry
+//! run, apply, rollout wait, journal and restore plan.
+//!
+//! The pipeline (one kubectl process per box; none of them repeats per workload):
+//! ```text
+//! preflight ─ config get-contexts, get namespace
+//! snapshot  ─ get deployments,statefulsets,horizontalpodautoscalers -n NS -o json
+//! resolve   ─ (pure) container per action, HPA governance, no-ops, manifests
+//! dry run   ─ apply --server-side --dry-run=server -f - (every object, one stream)
+//! apply     ─ delete HPAs (restore plans only) → apply --server-side -f - (one stream) →
+//!             scale --current-replicas=C --replicas=N KIND/NAME… (one per distinct (C, N))
+//! wait      ─ the snapshot call again, once per poll, until every changed workload rolled out
+//! journal   ─ results.json + restore-plan.yaml; restore automatically on failure when asked
+//! ```
+//!
+//! `KUBECTL=echo` (any program whose file name is `echo`) is a pass-through kept from the
+//! prototype: the change invocations are handed to it without a cluster behind them (echo prints
+//! them), nothing is read back, and the summary says `"executed": true` with each action
+//! `passed_through`. See [`is_echo`].
+
+pub mod apply;
+pub mod drift;
+pub mod journal;
+pub mod manifests;
+pub mod preview;
+pub mod resolve;
+pub mod restore;
+pub mod run;
+pub mod snapshot;
+pub mod wait;
+
+use std::cell::Cell;
+
+use crate::kubectl::{Kubectl, KubectlError, Output};
+
+/// The server-side apply field manager of every change infra-scale makes.
+pub const FIELD_MANAGER: &str = "infra-scale";
+
+/// Whether `kubectl` is the prototype's `KUBECTL=echo` stand-in (a program named `echo`).
+pub fn is_echo(kubectl: &Kubectl) -> bool {
+    kubectl.program().file_name().is_some_and(|n| n == "echo")
+}
+
+/// kubectl plus a count of the processes started, for the summary and the benchmark.
+#[derive(Debug)]
+pub struct Session {
+    pub kubectl: Kubectl,
+    calls: Cell<usize>,
+}
+
+impl Session {
+    pub fn new(kubectl: Kubectl) -> Self {
+        Session { kubectl, calls: Cell::new(0) }
+    }
+
+    /// Runs kubectl (see [`Kubectl::run`]), counting the process.
+    pub fn run(&self, purpose: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output, KubectlError> {
+        self.calls.set(self.calls.get() + 1);
+        self.kubectl.run(purpose, args, stdin)
+    }
+
+    /// Runs kubectl and parses its stdout as JSON, counting the process.
+    pub fn get_json(&self, purpose: &str, args: &[String]) -> Result<serde_json::Value, KubectlError> {
+        self.calls.set(self.calls.get() + 1);
+        self.kubectl.get_json(purpose, args)
+    }
+
+    /// kubectl processes started so far.
+    pub fn calls(&self) -> usize {
+        self.calls.get()
+    }
+}
+
+/// `args` as owned strings.
+pub(crate) fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}

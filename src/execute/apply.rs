@@ -1,0 +1,92 @@
+//! Reading kubectl's failures during the changing stages, and describing exactly what changed
+//! between two reads of the cluster (for the exit-4 message).
+
+use crate::error::Error;
+use crate::kubectl::KubectlError;
+use crate::observed::ClusterState;
+use crate::plan::ResourceList;
+
+use super::resolve::{Op, live_container};
+
+/// Whether kubectl's failure is the API server answering no (rather than kubectl failing to ask).
+pub fn server_said_no(e: &KubectlError) -> bool {
+    match e {
+        KubectlError::Failed { stderr, .. } => {
+            stderr.contains("Error from server") || stderr.contains("conflict") || stderr.contains("is invalid")
+        }
+        _ => false,
+    }
+}
+
+/// The error for a failed server-side dry run: nothing was changed either way. The API server
+/// rejecting the change (validation, admission, quota, a field-ownership conflict) is a refusal
+/// (exit 3); kubectl not reaching it is a failure (exit 1).
+pub fn dry_run_error(e: KubectlError) -> Error {
+    if !server_said_no(&e) {
+        return Error::Failed(anyhow::anyhow!("{e}; nothing was changed"));
+    }
+    let conflict = matches!(&e, KubectlError::Failed { stderr, .. } if stderr.contains("conflict"));
+    let help = if conflict {
+        "nothing was changed; another field manager owns these fields (named above): change them through that \
+         owner (GitOps, Helm, the chart's values), or move ownership to infra-scale deliberately with \
+         `kubectl apply --server-side --field-manager=infra-scale --force-conflicts` and re-run"
+    } else {
+        "nothing was changed; the API server's message above names the object and the field — fix the plan \
+         (or the namespace's quota/admission policy) and re-run"
+    };
+    Error::refused(
+        format!("the API server rejected the change in a server-side dry run:\n{}", indent(&e.to_string())),
+        help,
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+fn list(l: &ResourceList) -> String {
+    if l.is_empty() { "none".into() } else { l.to_kubectl() }
+}
+
+/// `Deployment/web container app: requests cpu=250m → cpu=500m,memory=1Gi; limits none → cpu=1`.
+pub fn describe_change(op: &Op, before: &ClusterState, now: &ClusterState) -> String {
+    match op {
+        Op::Scale { kind, name, .. } => {
+            let get =
+                |s: &ClusterState| s.workload(*kind, name).map(|w| w.replicas.to_string()).unwrap_or("gone".into());
+            format!("{kind}/{name} replicas {} → {}", get(before), get(now))
+        }
+        Op::Resources { kind, name, container, .. } => {
+            let c = container.as_deref().unwrap_or("?");
+            let get = |s: &ClusterState| {
+                s.workload(*kind, name).and_then(|w| live_container(w, c)).map(|x| (list(&x.requests), list(&x.limits)))
+            };
+            match (get(before), get(now)) {
+                (Some((rb, lb)), Some((rn, ln))) => {
+                    let mut parts = Vec::new();
+                    if rb != rn {
+                        parts.push(format!("requests {rb} → {rn}"));
+                    }
+                    if lb != ln {
+                        parts.push(format!("limits {lb} → {ln}"));
+                    }
+                    format!("{kind}/{name} container {c}: {}", parts.join("; "))
+                }
+                _ => format!("{kind}/{name} container {c}: changed"),
+            }
+        }
+        Op::Hpa { name, .. } | Op::DeleteHpa { name } => {
+            let get = |s: &ClusterState| {
+                s.hpas
+                    .iter()
+                    .find(|h| h.object.name == *name)
+                    .map(|h| {
+                        let cpu = h.object.spec.target_cpu.map(|c| format!(" cpu={c}%")).unwrap_or_default();
+                        format!("min={} max={}{cpu}", h.object.spec.min, h.object.spec.max)
+                    })
+                    .unwrap_or_else(|| "absent".into())
+            };
+            format!("HorizontalPodAutoscaler/{name}: {} → {}", get(before), get(now))
+        }
+    }
+}

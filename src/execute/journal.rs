@@ -1,0 +1,141 @@
+//! The JSON summary printed by `apply` (and written as results.json): the prototype's `ok`,
+//! `executed`, `namespace`, `results` (one entry per action, in plan order: status, before,
+//! desired, after, duration), plus what execution adds (drift, kubectl process count, artifact
+//! paths, the automatic restore's own summary, the error). Also its Markdown form for the PR
+//! report and the job summary.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::resolve::{Status, Step};
+
+/// The summary of one preview or execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub ok: bool,
+    pub executed: bool,
+    pub namespace: String,
+    pub context: String,
+    /// Whether the cluster was changed (execution only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
+    pub results: Vec<Step>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+    /// kubectl processes started (execution only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubectl_calls: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_file: Option<String>,
+    /// The automatic restore (`--rollback-on-failure`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Box<Summary>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Summary {
+    pub fn new(executed: bool, namespace: &str, context: &str) -> Self {
+        Summary {
+            ok: true,
+            executed,
+            namespace: namespace.to_string(),
+            context: context.to_string(),
+            changed: None,
+            results: Vec::new(),
+            drift: Vec::new(),
+            kubectl_calls: None,
+            duration_ms: None,
+            restore_plan: None,
+            results_file: None,
+            rollback: None,
+            error: None,
+        }
+    }
+
+    /// Pretty JSON, as printed and written.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// How many actions ended in each status, e.g. `2 applied, 1 noop, 1 skipped`.
+    pub fn counts(&self) -> String {
+        let order = [
+            (Status::Applied, "applied"),
+            (Status::Noop, "noop"),
+            (Status::Skipped, "skipped"),
+            (Status::Failed, "failed"),
+            (Status::Planned, "planned"),
+            (Status::PassedThrough, "passed through"),
+            (Status::Pending, "pending"),
+        ];
+        let parts: Vec<String> = order
+            .iter()
+            .filter_map(|(status, word)| {
+                let n = self.results.iter().filter(|s| s.status == *status).count();
+                (n > 0).then(|| format!("{n} {word}"))
+            })
+            .collect();
+        parts.join(", ")
+    }
+
+    /// A Markdown table of the journal.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "**infra-scale apply** in `{}` (context `{}`): {}{}\n\n",
+            self.namespace,
+            self.context,
+            if self.ok { "succeeded" } else { "failed" },
+            if self.results.is_empty() { String::new() } else { format!(" ({})", self.counts()) }
+        ));
+        out.push_str("| action | object | status | before | after |\n|---|---|---|---|---|\n");
+        for s in &self.results {
+            let cell = |v: Option<&Value>| match v {
+                None | Some(Value::Null) => "".to_string(),
+                Some(v) => format!("`{}`", compact(v)),
+            };
+            let status = match &s.reason {
+                Some(r) if s.status == Status::Skipped => format!("skipped: {}", r.replace('|', "\\|")),
+                _ => {
+                    serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                }
+            };
+            out.push_str(&format!(
+                "| {} | {}{} | {} | {} | {} |\n",
+                s.action,
+                s.object,
+                s.container.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+                status,
+                cell(s.before.as_ref()),
+                cell(s.after.as_ref()),
+            ));
+        }
+        if !self.drift.is_empty() {
+            out.push_str("\nDrift from the state the plan observed:\n");
+            for d in &self.drift {
+                out.push_str(&format!("- {d}\n"));
+            }
+        }
+        if let Some(e) = &self.error {
+            out.push_str(&format!("\n```\n{e}\n```\n"));
+        }
+        if let Some(r) = &self.rollback {
+            out.push_str(&format!(
+                "\nAutomatic restore: {} ({})\n",
+                if r.ok { "succeeded" } else { "failed" },
+                r.counts()
+            ));
+        }
+        out
+    }
+}
+
+/// One-line JSON with `"` dropped, for table cells.
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default().replace('"', "").replace('|', "\\|")
+}
