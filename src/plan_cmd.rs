@@ -1,9 +1,93 @@
-//! `infra-scale plan`: request → (detect) → plan → files → (publish) → outputs.
+//! `infra-scale plan`: request → (detect) → plan → plan.yaml + SUMMARY.md → (publish) → outputs.
+//!
+//! stdout carries only the contract lines (`artifacts_dir=`, `plan_yaml=`, `summary_md=`,
+//! `outputs_uri=` with `--apply`, then `succeeded` or `awaiting_approval`); diagnostics go to stderr.
 
-use crate::cli::PlanOptions;
-use crate::error::Result;
+use std::path::Path;
+
+use crate::cli::{FailOn, PlanOptions};
+use crate::error::{Error, Result};
+use crate::plan::{ScalePlan, Severity};
+use crate::{artifacts, kubectl, observed, planner, request, runner, summary};
 
 /// Runs `infra-scale plan`.
-pub fn run(_options: &PlanOptions) -> Result<()> {
-    Err(crate::error::Error::Failed(anyhow::anyhow!("plan: not built yet")))
+pub fn run(options: &PlanOptions) -> Result<()> {
+    let req = request::build(options)?;
+    let epoch = artifacts::now_epoch()?;
+    let live = if options.detect {
+        let kubectl = kubectl::Kubectl::from_env(Some(&req.kube_context));
+        Some(observed::detect(&kubectl, &req.namespace).map_err(Error::Failed)?)
+    } else {
+        None
+    };
+    let plan = planner::build(&req, live.as_ref(), &artifacts::rfc3339(epoch))?;
+    let plan_yaml = plan.to_yaml();
+    let summary_md = summary::render(&plan);
+
+    let dir = artifacts::resolve_dir(options.out.as_deref(), epoch)?;
+    let plan_path = dir.join("plan.yaml");
+    let summary_path = dir.join("SUMMARY.md");
+    artifacts::write_atomic(&plan_path, plan_yaml.as_bytes())?;
+    artifacts::write_atomic(&summary_path, summary_md.as_bytes())?;
+
+    let mut outputs = vec![
+        ("artifacts_dir", dir.display().to_string()),
+        ("plan_yaml", plan_path.display().to_string()),
+        ("summary_md", summary_path.display().to_string()),
+    ];
+    for (key, value) in &outputs {
+        println!("{key}={value}");
+    }
+    // A plan that fails the policy is written (for inspection) but never published.
+    if let Some(level) = req.fail_on {
+        fail_on_check(&plan, level, &plan_path)?;
+    }
+    let mut status = "succeeded";
+    if options.publish {
+        let outcome = crate::github::publish::publish(&crate::github::publish::PublishInput {
+            target: req.target.clone(),
+            plan_yaml,
+            summary_md: summary_md.clone(),
+            reviewers: options.reviewers.clone(),
+            require_pr: options.require_pr,
+        })?;
+        println!("outputs_uri={}", outcome.outputs_uri);
+        outputs.push(("outputs_uri", outcome.outputs_uri));
+        outputs.push(("pr_number", outcome.pr_number.map(|n| n.to_string()).unwrap_or_default()));
+        outputs.push(("plan_sha256", outcome.plan_sha256));
+        status = "awaiting_approval";
+        runner::append_step_summary(&summary_md).map_err(Error::Failed)?;
+    }
+    outputs.push(("status", status.to_string()));
+    let pairs: Vec<(&str, &str)> = outputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    runner::set_outputs(&pairs).map_err(Error::Failed)?;
+    println!("{status}");
+    Ok(())
+}
+
+/// `--fail-on`: refuse (exit 3) when the plan carries a finding at or above the level.
+fn fail_on_check(plan: &ScalePlan, level: FailOn, plan_path: &Path) -> Result<()> {
+    let min = match level {
+        FailOn::Warning => Severity::Warning,
+        FailOn::Error => Severity::Error,
+    };
+    let hits: Vec<String> = plan
+        .risks
+        .iter()
+        .chain(&plan.notes)
+        .filter(|f| f.severity >= min)
+        .map(|f| format!("  {} [{}] {}", f.severity, f.code, f.message))
+        .collect();
+    if hits.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!(
+            "--fail-on={}: the plan has {} finding(s) at that level or above:\n{}",
+            min,
+            hits.len(),
+            hits.join("\n")
+        ),
+        format!("review {} and change the request, or lower --fail-on", plan_path.display()),
+    ))
 }

@@ -1,6 +1,7 @@
 //! The planner: a pure function from a validated request, the observed cluster state (when
 //! `--detect` read it) and the creation time to a [`ScalePlan`]. No I/O, no clock, no environment.
 
+use crate::capacity::{self, Case};
 use crate::error::{Error, Problems, Result};
 use crate::observed::ClusterState;
 use crate::plan::{
@@ -69,11 +70,9 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
         }
     }
 
-    let (risks, notes): (Vec<Finding>, Vec<Finding>) =
-        findings.into_iter().partition(|f| f.severity >= Severity::Warning);
     let any_hpa = resolved.iter().any(|r| r.governing_hpa().is_some());
     let any_unnamed = actions.iter().any(|a| matches!(a, Action::UpdateResources(u) if u.container.is_none()));
-    Ok(ScalePlan {
+    let mut plan = ScalePlan {
         api_version: crate::plan::API_VERSION.into(),
         kind: crate::plan::KIND.into(),
         metadata: Metadata { created_at: created_at.into(), target: req.target.clone() },
@@ -86,13 +85,71 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
         },
         rollback_hints: rollback_hints(req, &resolved),
         actions,
-        risks,
-        notes,
+        risks: Vec::new(),
+        notes: Vec::new(),
         observed: live.map(|state| Observed {
             workloads: resolved.iter().filter_map(|r| r.observed.cloned()).collect(),
             quotas: state.quotas.clone(),
         }),
-    })
+    };
+    // Quota headroom needs the whole plan's capacity, so it is checked on the built plan.
+    findings.extend(quota_findings(&capacity::compute(&plan)));
+    (plan.risks, plan.notes) = findings.into_iter().partition(|f| f.severity >= Severity::Warning);
+    Ok(plan)
+}
+
+/// ResourceQuota rows that do not fit: an error when the planned replicas already exceed the
+/// quota, a warning when only the HPA's max (or the rollout surge on top of it) does.
+fn quota_findings(cap: &capacity::Capacity) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for row in cap.quota.iter().filter(|r| r.exceeded()) {
+        let Some(case) = Case::ALL.into_iter().find(|c| row.fits[c.index()] == Some(false)) else { continue };
+        let severity = if case == Case::Planned { Severity::Error } else { Severity::Warning };
+        let shown = |n: i128| match row.measure.resource() {
+            Some(r) => r.display(n),
+            None => (n / capacity::NANO).to_string(),
+        };
+        let free = row.free.map(shown).unwrap_or_else(|| "?".into());
+        let Some(change) = row.change[case.index()].known().map(shown) else {
+            // No known amount: the quota rejects pods that set no value for the key at all.
+            out.push(Finding {
+                severity,
+                code: "quota_exceeded".into(),
+                workload: None,
+                message: format!(
+                    "ResourceQuota {} `{}`: {}",
+                    row.quota,
+                    row.key,
+                    row.problem.as_deref().unwrap_or("the change cannot be computed")
+                ),
+            });
+            continue;
+        };
+        out.push(Finding {
+            severity,
+            code: "quota_exceeded".into(),
+            workload: None,
+            message: format!(
+                "ResourceQuota {} `{}`: the change {} (+{change}) does not fit the free {free}; pods beyond the quota fail admission (FailedCreate) while the rollout or the HPA waits for them",
+                row.quota,
+                row.key,
+                case.label()
+            ),
+        });
+    }
+    for row in cap.quota.iter().filter(|r| !r.exceeded()) {
+        if let Some(problem) = &row.problem {
+            if row.fits.iter().all(Option::is_none) && row.hard.is_some() {
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    code: "quota_unchecked".into(),
+                    workload: None,
+                    message: format!("ResourceQuota {} `{}`: {problem}", row.quota, row.key),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// A requested workload with what was observed of it.

@@ -100,7 +100,7 @@ impl Run {
     /// Runs with `--out out` and expects exit 2 with nothing written; returns stderr.
     fn invalid(&self, args: &[&str]) -> String {
         let mut all: Vec<&str> = args.to_vec();
-        all.push("--out=out");
+        all.push("--out=rejected");
         let out = self.run(&all);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "args {args:?}\nstderr:\n{stderr}");
@@ -109,7 +109,7 @@ impl Run {
             "stdout must be empty on invalid input: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        assert!(!self.path("out").exists(), "nothing may be written on invalid input");
+        assert!(!self.path("rejected").exists(), "nothing may be written on invalid input");
         stderr
     }
 }
@@ -579,7 +579,8 @@ fn detect_failure_is_reported_without_writing() {
     let mut perm = std::fs::metadata(&stub).expect("meta").permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&stub, perm).expect("chmod");
-    let out = r.env("KUBECTL", stub.display().to_string()).run(&with(PROD, &["--detect", "--out=out"]));
+    let r = r.env("KUBECTL", stub.display().to_string());
+    let out = r.run(&with(PROD, &["--detect", "--out=out"]));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("context \"production\" does not exist"), "{stderr}");
