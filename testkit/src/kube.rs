@@ -38,14 +38,24 @@
 //!
 //! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), the HPA controller (an HPA
 //! does not change its target's replicas), quota admission, Table output (`kubectl get` without `-o`
-//! prints only names), unknown-field detection under `fieldValidation=Strict`, protobuf responses.
+//! prints only names), protobuf responses, `/openapi/v2`.
 //!
 //! # kubectl versions
-//! With the real kubectl 1.28 … 1.33 everything above works with the default `--validate=strict`
-//! (kubectl finds the `fieldValidation` parameter in the OpenAPI v3 documents and leaves validation to
-//! the server). kubectl 1.27 does not read OpenAPI v3 for validation: it asks `/openapi/v2` for protobuf
-//! (answered 404) and needs `--validate=false` for `apply`. `/usr/bin/kubectl` from the Google Cloud SDK
-//! is a dispatcher that first asks `GET /version` and then runs its bundled v1.32.
+//! Tested with the real kubectl 1.27, 1.29, 1.32 and 1.33 (`tests/kube_kubectl.rs`). kubectl 1.29 …
+//! 1.33 work with the default `--validate=strict`: they find the `fieldValidation` parameter in the
+//! OpenAPI v3 documents, send `fieldValidation=Strict` and leave validation to the server. kubectl 1.27
+//! and 1.28 validate against `/openapi/v2` (protobuf), which the fake answers 404: run their `apply`,
+//! `create` and `replace` with `--validate=false` (they then send `fieldValidation=Ignore`).
+//! `/usr/bin/kubectl` from the Google Cloud SDK is a dispatcher that first asks `GET /version` and then
+//! runs its bundled v1.32. kubectl never sends the kubeconfig's bearer token to an `http://` server;
+//! kubectl ≥1.30 sends `Kubectl-Command` and `Kubectl-Session` headers, recorded per request (see
+//! [`FakeKube::kubectl_sessions`] to count kubectl processes).
+//!
+//! Unknown fields: a server-side apply with a field the type does not declare fails with a 500
+//! `failed to create typed patch object (…): .spec.x: field not declared in schema` (what real servers
+//! answer); other writes fail with 400 `strict decoding error: unknown field "spec.x"` under
+//! `fieldValidation=Strict`, and otherwise lose the field with a `Warning` header (`kubectl patch`
+//! sends no `fieldValidation`, so the server default `Warn` applies).
 //!
 //! # Use
 //! ```no_run
