@@ -99,17 +99,18 @@ impl Amount {
     pub fn times(self, count: u32) -> Amount {
         match self {
             _ if count == 0 => Amount::Known(0),
-            Amount::Known(v) => Amount::Known(v * i128::from(count)),
+            Amount::Known(v) => Amount::Known(v.saturating_mul(i128::from(count))),
             other => other,
         }
     }
 }
 
+/// Saturating: figures from an untrusted plan never overflow.
 impl std::ops::Add for Amount {
     type Output = Amount;
 
     fn add(self, other: Amount) -> Amount {
-        self.combine(other, |a, b| a + b)
+        self.combine(other, i128::saturating_add)
     }
 }
 
@@ -170,7 +171,10 @@ impl Surge {
     pub fn extra(&self, replicas: u32) -> Option<u32> {
         match self {
             // intstr.GetScaledValueFromIntOrPercent(maxSurge, replicas, roundUp=true)
-            Surge::Percent { percent, .. } => Some((u64::from(*percent) * u64::from(replicas)).div_ceil(100) as u32),
+            Surge::Percent { percent, .. } => {
+                let extra = (u64::from(*percent) * u64::from(replicas)).div_ceil(100);
+                Some(u32::try_from(extra).unwrap_or(u32::MAX))
+            }
             Surge::Pods(n) => Some(*n),
             Surge::None => Some(0),
             Surge::Unreadable(_) => None,
@@ -627,10 +631,10 @@ fn workload_capacity(view: &WorkloadView<'_>, unknown: &mut Vec<String>) -> Work
         (Some(h), _) => (Some(h.min), Some(h.max)),
         (None, p) => (p, p),
     };
-    let peak = max.and_then(|m| surge.extra(m).map(|extra| m + extra));
+    let peak = max.and_then(|m| surge.extra(m).map(|extra| m.saturating_add(extra)));
     let (hpa_cpu_basis, hpa_cpu_threshold) = match hpa.as_ref().and_then(|h| h.target_cpu) {
         Some(target) if counted != Counted::Nothing => match self::hpa_cpu_basis(&after) {
-            Ok(basis) => (basis, basis.map(|b| b * i128::from(target) / 100)),
+            Ok(basis) => (basis, basis.map(|b| b.saturating_mul(i128::from(target)) / 100)),
             Err(container) => {
                 unknown.push(format!(
                     "{label}: container `{container}` has no CPU request, so the HPA cannot compute CPU utilization"
@@ -760,7 +764,7 @@ fn quota_rows(plan: &ScalePlan, capacity: &Capacity) -> Vec<QuotaRow> {
                 Some(text) => parse_quota_value(Some(text)),
                 None => Some(0),
             };
-            let free = hard.zip(used).map(|(h, u)| h - u);
+            let free = hard.zip(used).map(|(h, u)| h.saturating_sub(u));
             let mut problem = None;
             if hard.is_none() || used.is_none() {
                 problem = Some(format!(
@@ -780,7 +784,7 @@ fn quota_rows(plan: &ScalePlan, capacity: &Capacity) -> Vec<QuotaRow> {
                 QuotaMeasure::Figure(f) => {
                     let after = capacity.total(case).amounts[f.index()];
                     match (after, capacity.current.amounts[f.index()]) {
-                        (Amount::Known(a), Amount::Known(b)) => Amount::Known(a - b),
+                        (Amount::Known(a), Amount::Known(b)) => Amount::Known(a.saturating_sub(b)),
                         (Amount::NoLimit, _) => Amount::NoLimit,
                         _ => Amount::Unknown,
                     }

@@ -354,7 +354,7 @@ fn capacity_section(out: &mut String, capacity: &Capacity) {
                     let max = w.pods[Case::HpaMax.index()];
                     match (max, w.pods[case.index()]) {
                         (Some(m), Some(p)) => {
-                            let _ = write!(out, " (+{}, ", p - m);
+                            let _ = write!(out, " (+{}, ", p.saturating_sub(m));
                         }
                         _ => out.push_str(" ("),
                     }
@@ -492,7 +492,7 @@ fn quota_section(out: &mut String, plan: &ScalePlan, capacity: &Capacity) {
                     match (change, row.free) {
                         (Amount::Known(v), Some(free)) if v > free => {
                             out.push_str(": over by ");
-                            out.push_str(&quota_value(row.measure, v - free));
+                            out.push_str(&quota_value(row.measure, v.saturating_sub(free)));
                         }
                         (Amount::NoLimit, _) => {}
                         _ => out.push_str(": rejected"),
@@ -675,7 +675,7 @@ fn amount(resource: Resource, a: Amount) -> String {
 }
 
 fn quota_value(measure: QuotaMeasure, nanos: i128) -> String {
-    let magnitude = nanos.abs();
+    let magnitude = nanos.checked_abs().unwrap_or(i128::MAX);
     let shown = match measure.resource() {
         Some(r) => value(r, magnitude),
         None => format_decimal(magnitude),
@@ -988,6 +988,38 @@ mod tests {
                 .contains("| Deployment `web` | cpu 250m, memory 0 | cpu no limit, memory no limit | 3 | 3 | 3 | 4 "),
             "{md}"
         );
+    }
+
+    #[test]
+    fn absurd_values_saturate_instead_of_panicking() {
+        // An untrusted plan may carry the largest values the types accept.
+        let yaml = detected()
+            .replace("to: 6", "to: 4294967295")
+            .replace("effective: 6", "effective: 4294967295")
+            .replace("max: 12", "max: 4294967295")
+            .replace("cpu: 500m, memory: 1Gi}", "cpu: 9e18, memory: 7Ei}")
+            .replace("maxSurge: \"1\"", "maxSurge: \"4294967295%\"");
+        let md = render(&plan(&yaml));
+        assert!(md.contains("## Quota headroom"), "{md}");
+        assert!(md.contains("over by"), "{md}");
+        // Eight such workloads overflow an i128 of nano-cores unless sums saturate.
+        let mut many = crate::capacity::tests::many_workloads(8);
+        for action in &mut many.actions {
+            match action {
+                crate::plan::Action::ScaleWorkload(s) => {
+                    s.to = u32::MAX;
+                    s.effective = Some(u32::MAX);
+                }
+                crate::plan::Action::UpdateResources(u) => {
+                    u.requests.cpu = crate::quantity::Quantity::parse("9e18").ok()
+                }
+                crate::plan::Action::ApplyHpa(h) => h.hpa.max = u32::MAX,
+                _ => {}
+            }
+        }
+        let c = crate::capacity::compute(&many);
+        assert_eq!(c.total(Case::HpaMax).amounts[0], Amount::Known(i128::MAX));
+        assert!(render(&many).contains("| At HPA max | 34359738360 |"));
     }
 
     #[test]
