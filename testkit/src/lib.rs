@@ -1,2 +1,3 @@
 //! Local fake servers for tests: a Kubernetes API server that real kubectl talks to, and a GitHub REST API.
+pub mod github;
 pub mod kube;
