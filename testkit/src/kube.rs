@@ -36,8 +36,8 @@
 //!   minReplicas < 1, maxReplicas < 1 or < minReplicas, averageUtilization < 1, behavior bounds.
 //!   Malformed quantities are a 400 decode error. Unknown objects are 404 `NotFound`.
 //!
-//! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), the HPA controller (an HPA
-//! does not change its target's replicas), quota admission, Table output (`kubectl get` without `-o`
+//! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), metrics (the opt-in HPA
+//! controller of [`FakeKube::run_hpa_controller`] only clamps replicas into [min, max]), quota admission, Table output (`kubectl get` without `-o`
 //! prints only names), protobuf responses, `/openapi/v2`.
 //!
 //! # kubectl versions
@@ -228,9 +228,10 @@ impl FakeKube {
         let (mut stored, _) =
             server::commit(&mut state, t, &k, obj, &op).unwrap_or_else(|e| panic!("invalid fixture: {}", e.message));
         if matches!(t.storage, "apps/deployments" | "apps/statefulsets") {
-            objects::set_workload_status(t.storage, &mut stored, Rollout::Immediate, true);
+            objects::set_workload_status(t.storage, &mut stored, &Rollout::Immediate, true);
             state.objects.insert(k, stored.clone());
         }
+        server::reconcile_hpas(&mut state);
         drop(state);
         self.shared.changed.notify_all();
         stored
@@ -439,6 +440,24 @@ impl FakeKube {
         for k in keys {
             state.pending.push((k, std::time::Instant::now()));
         }
+    }
+
+    /// From now on, a change to this Deployment stalls with a `ReplicaFailure` condition (reason
+    /// `FailedCreate`, this message), as when quota admission rejects the new pods: the write itself
+    /// succeeds and `kubectl rollout status` waits until its timeout.
+    pub fn replica_failure(&self, kind: &str, name: &str, message: &str) {
+        self.set_rollout(kind, name, Rollout::ReplicaFailure(message.to_string()));
+    }
+
+    /// Emulates the HPA controller from now on: after every write, each HPA's target is scaled into
+    /// [minReplicas, maxReplicas] (manager `kube-controller-manager`, subresource `scale`) and the HPA
+    /// status follows; a target at 0 replicas is left alone (autoscaling disabled). Off by default.
+    pub fn run_hpa_controller(&self) {
+        let mut state = self.shared.lock();
+        state.faults.hpa_controller = true;
+        server::reconcile_hpas(&mut state);
+        drop(state);
+        self.shared.changed.notify_all();
     }
 
     /// `kubectl auth can-i <verb> <resource>` answers "no" (`*` matches any verb or resource).

@@ -752,3 +752,47 @@ fn several_contexts_in_one_kubeconfig() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "namespace/default\n");
 }
+
+#[test]
+fn opt_in_controllers_react_like_a_cluster() {
+    for_each_kubectl(|k| {
+        let c = web_cluster();
+        // The HPA controller clamps the target's replicas into [min, max].
+        c.kube.run_hpa_controller();
+        let hpa = c.file("hpa.yaml", &hpa_manifest(4, 12, 65));
+        c.ok(k, &["apply", "--server-side", "--field-manager=infra-scale", "-f", hpa.to_str().unwrap()]);
+        let d = c.deployment("web");
+        assert_eq!(d["spec"]["replicas"], 4, "raised to minReplicas");
+        let managers: Vec<(String, String)> = d["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["manager"].as_str().unwrap().to_string(), m["subresource"].as_str().unwrap_or("").to_string()))
+            .collect();
+        assert!(managers.contains(&("kube-controller-manager".to_string(), "scale".to_string())), "{managers:?}");
+        assert_eq!(c.kube.hpa("assistant", "web").unwrap()["status"]["desiredReplicas"], 4);
+        c.ok(k, &["scale", "deployment/web", "-n", "assistant", "--replicas=20"]);
+        assert_eq!(c.deployment("web")["spec"]["replicas"], 12, "lowered to maxReplicas");
+        // Pod admission rejects the new pods: the write succeeds, the rollout stalls with ReplicaFailure.
+        c.kube.replica_failure("Deployment", "web", "pods \"web-7d4b9c\" is forbidden: exceeded quota: compute");
+        c.ok(
+            k,
+            &[
+                "set",
+                "resources",
+                "deployment/web",
+                "-n",
+                "assistant",
+                "-c",
+                "web",
+                "--requests=cpu=1",
+                "--limits=cpu=2",
+            ],
+        );
+        let d = c.ok(k, &["get", "deployment", "web", "-n", "assistant", "-o", "json"]).json();
+        let failure =
+            d["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "ReplicaFailure").cloned();
+        assert_eq!(failure.as_ref().map(|f| f["reason"].clone()), Some(json!("FailedCreate")));
+        assert!(d["status"]["updatedReplicas"].as_i64().unwrap() < 12);
+    });
+}

@@ -245,7 +245,7 @@ pub fn apply_defaults(storage: &str, obj: &mut Value) {
 }
 
 /// How a workload's rollout progresses after a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rollout {
     /// Status converges in the same write (default).
     Immediate,
@@ -256,6 +256,9 @@ pub enum Rollout {
     Stuck,
     /// The Deployment reports `ProgressDeadlineExceeded`: `rollout status` fails at once.
     DeadlineExceeded,
+    /// Like `Stuck`, and the Deployment carries a `ReplicaFailure` condition (reason `FailedCreate`)
+    /// with this message, as when quota or LimitRange admission rejects the new pods.
+    ReplicaFailure(String),
 }
 
 /// Short stable hash for revision names.
@@ -270,12 +273,12 @@ pub fn short_hash(v: &Value) -> String {
 
 /// Writes `status` for a Deployment or StatefulSet: converged when `settled`, otherwise as an
 /// in-progress (or failed) rollout.
-pub fn set_workload_status(storage: &str, obj: &mut Value, mode: Rollout, settled: bool) {
+pub fn set_workload_status(storage: &str, obj: &mut Value, mode: &Rollout, settled: bool) {
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     let now = now_rfc3339();
-    let converged = settled || mode == Rollout::Immediate;
+    let converged = settled || *mode == Rollout::Immediate;
     if storage == "apps/statefulsets" {
         let update_revision = format!("{name}-{}", short_hash(&obj["spec"]["template"]));
         let previous = obj["status"]["currentRevision"].as_str().unwrap_or(&update_revision).to_string();
@@ -312,13 +315,13 @@ pub fn set_workload_status(storage: &str, obj: &mut Value, mode: Rollout, settle
             ]
         })
     } else {
-        let (progress_status, progress_reason, progress_message) = if mode == Rollout::DeadlineExceeded {
+        let (progress_status, progress_reason, progress_message) = if *mode == Rollout::DeadlineExceeded {
             ("False", "ProgressDeadlineExceeded", format!("ReplicaSet \"{name}\" has timed out progressing."))
         } else {
             ("True", "ReplicaSetUpdated", format!("ReplicaSet \"{name}\" is progressing."))
         };
         let updated = i64::from(replicas > 0);
-        json!({
+        let mut status = json!({
             "observedGeneration": generation, "replicas": replicas + updated, "updatedReplicas": updated,
             "readyReplicas": replicas, "availableReplicas": replicas, "unavailableReplicas": updated,
             "conditions": [
@@ -326,7 +329,14 @@ pub fn set_workload_status(storage: &str, obj: &mut Value, mode: Rollout, settle
                 {"type": "Progressing", "status": progress_status, "reason": progress_reason,
                  "message": progress_message, "lastUpdateTime": now, "lastTransitionTime": now}
             ]
-        })
+        });
+        if let Rollout::ReplicaFailure(message) = mode
+            && let Some(conditions) = status["conditions"].as_array_mut()
+        {
+            conditions.push(json!({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                                   "message": message, "lastUpdateTime": now, "lastTransitionTime": now}));
+        }
+        status
     };
     obj["status"] = status;
 }

@@ -83,6 +83,8 @@ pub struct Faults {
     pub conflict_on_apply: BTreeMap<(String, String), String>,
     pub rollout: BTreeMap<(String, String), Rollout>,
     pub denied: BTreeSet<(String, String)>,
+    /// Emulate the HPA controller: keep every HPA target's replicas within [min, max].
+    pub hpa_controller: bool,
 }
 
 /// Everything behind the lock.
@@ -762,7 +764,7 @@ pub fn commit(
         None => {}
     }
     let mode =
-        state.faults.rollout.get(&(storage.to_string(), name.to_string())).copied().unwrap_or(Rollout::Immediate);
+        state.faults.rollout.get(&(storage.to_string(), name.to_string())).cloned().unwrap_or(Rollout::Immediate);
     let created = old.is_none();
     if let Some(old) = &old {
         // Server-managed fields come from the stored object, whatever the client sent.
@@ -807,7 +809,7 @@ pub fn commit(
             // A dry run shows the object as stored, before any controller has acted on it.
             let spec_changed = old.as_ref().is_none_or(|o| o["spec"] != new["spec"]);
             if spec_changed && !op.dry_run {
-                objects::set_workload_status(storage, &mut new, mode, false);
+                objects::set_workload_status(storage, &mut new, &mode, false);
             }
         }
         "autoscaling/horizontalpodautoscalers" if created && !op.dry_run => {
@@ -882,7 +884,7 @@ pub fn settle_due(shared: &Shared) {
     }
     for (k, _) in due {
         let Some(mut obj) = state.objects.get(&k).cloned() else { continue };
-        objects::set_workload_status(&k.0, &mut obj, Rollout::Immediate, true);
+        objects::set_workload_status(&k.0, &mut obj, &Rollout::Immediate, true);
         state.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(state.rv.to_string());
         state.objects.insert(k.clone(), obj.clone());
@@ -912,13 +914,62 @@ fn check_faults(state: &mut State, req: &Req, t: &ResourceType, name: &str) -> R
     Ok(())
 }
 
+/// The HPA controller, when enabled: every HPA target with replicas outside [minReplicas,
+/// maxReplicas] is scaled into the range through its scale subresource (manager
+/// `kube-controller-manager`), and the HPA status follows. A target at 0 replicas is left alone:
+/// autoscaling is disabled then.
+pub fn reconcile_hpas(state: &mut State) {
+    if !state.faults.hpa_controller {
+        return;
+    }
+    let hpa_type = discovery::find("autoscaling", "v2", "horizontalpodautoscalers").expect("served");
+    let hpas: Vec<(Key, Value)> =
+        state.objects.iter().filter(|(k, _)| k.0 == hpa_type.storage).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (hk, hpa) in hpas {
+        let target = &hpa["spec"]["scaleTargetRef"];
+        let Some(tt) = discovery::by_kind(target["kind"].as_str().unwrap_or("")) else { continue };
+        let tk: Key = (tt.storage.to_string(), hk.1.clone(), target["name"].as_str().unwrap_or("").to_string());
+        let Some(obj) = state.objects.get(&tk).cloned() else { continue };
+        let current = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+        if current == 0 {
+            continue;
+        }
+        let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
+        let max = hpa["spec"]["maxReplicas"].as_i64().unwrap_or(current).max(min);
+        let desired = current.clamp(min, max);
+        let controller = |sub: &'static str| WriteOp {
+            manager: "kube-controller-manager".to_string(),
+            subresource: Some(sub),
+            applied: None,
+            force: false,
+            dry_run: false,
+        };
+        if desired != current {
+            let mut scaled = obj.clone();
+            scaled["spec"]["replicas"] = json!(desired);
+            let _ = commit(state, tt, &tk, scaled, &controller("scale"));
+        }
+        let mut new_hpa = hpa.clone();
+        if new_hpa["status"]["desiredReplicas"] != json!(desired)
+            || new_hpa["status"]["currentReplicas"] != json!(desired)
+        {
+            objects::set_hpa_status(&mut new_hpa, desired);
+            if desired != current {
+                new_hpa["status"]["lastScaleTime"] = json!(objects::now_rfc3339());
+            }
+            let _ = commit(state, hpa_type, &hk, new_hpa, &controller("status"));
+        }
+    }
+}
+
 fn finish(
     shared: &Shared,
-    state: MutexGuard<'_, State>,
+    mut state: MutexGuard<'_, State>,
     t: &ResourceType,
     result: (Value, bool),
     sub: Option<&str>,
 ) -> Result<Reply, ApiError> {
+    reconcile_hpas(&mut state);
     drop(state);
     shared.changed.notify_all();
     let (obj, created) = result;
