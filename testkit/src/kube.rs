@@ -161,20 +161,24 @@ impl FakeKube {
     /// The text of a kubeconfig with one context per name (cluster = this server, namespace
     /// `default`, a token user), `current` selected.
     pub fn kubeconfig(&self, contexts: &[&str], current: &str) -> String {
-        let mut s = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n",
-            self.url
-        );
-        for c in contexts {
-            s.push_str(&format!(
-                "- name: {c}\n  context:\n    cluster: fake\n    namespace: default\n    user: fake-user\n"
+        let entries: Vec<(&str, &FakeKube)> = contexts.iter().map(|c| (*c, self)).collect();
+        FakeKube::kubeconfig_for(&entries, current)
+    }
+
+    /// The text of a kubeconfig whose contexts point at different fake servers (e.g. `prod` and
+    /// `staging`), each with its own cluster and user entry, `current` selected.
+    pub fn kubeconfig_for(contexts: &[(&str, &FakeKube)], current: &str) -> String {
+        let (mut clusters, mut ctxs, mut users) = (String::new(), String::new(), String::new());
+        for (name, kube) in contexts {
+            clusters.push_str(&format!("- name: {name}-cluster\n  cluster:\n    server: {}\n", kube.url));
+            ctxs.push_str(&format!(
+                "- name: {name}\n  context:\n    cluster: {name}-cluster\n    namespace: default\n    user: {name}-user\n"
             ));
+            users.push_str(&format!("- name: {name}-user\n  user:\n    token: {}\n", kube.shared.token));
         }
-        s.push_str(&format!(
-            "current-context: {current}\nusers:\n- name: fake-user\n  user:\n    token: {}\npreferences: {{}}\n",
-            self.shared.token
-        ));
-        s
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{ctxs}current-context: {current}\nusers:\n{users}preferences: {{}}\n"
+        )
     }
 
     /// Writes `<dir>/kubeconfig` with one context named `context` (current) and returns its path.

@@ -796,3 +796,24 @@ fn opt_in_controllers_react_like_a_cluster() {
         assert!(d["status"]["updatedReplicas"].as_i64().unwrap() < 12);
     });
 }
+
+#[test]
+fn one_kubeconfig_for_two_fake_clusters() {
+    let (prod, staging) = (FakeKube::start(), FakeKube::start());
+    staging.add_namespace("only-in-staging");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, FakeKube::kubeconfig_for(&[("prod", &prod), ("staging", &staging)], "prod")).unwrap();
+    let get = |context: &str| {
+        Command::new("/usr/bin/kubectl")
+            .args(["--context", context, "get", "namespace", "only-in-staging", "-o", "name"])
+            .env("KUBECONFIG", &path)
+            .env("KUBECACHEDIR", dir.path().join(format!("cache-{context}")))
+            .output()
+            .unwrap()
+    };
+    assert_eq!(get("staging").status.code(), Some(0));
+    let out = get("prod");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("namespaces \"only-in-staging\" not found"));
+}

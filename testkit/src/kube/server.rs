@@ -781,7 +781,8 @@ pub fn commit(
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);
         }
-        if storage == "apps/deployments" && new["spec"]["template"] != old["spec"]["template"] {
+        // The revision annotation comes from the deployment controller, so a dry run does not show it.
+        if storage == "apps/deployments" && !op.dry_run && new["spec"]["template"] != old["spec"]["template"] {
             let rev = old["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
                 .as_str()
                 .and_then(|r| r.parse::<i64>().ok())
