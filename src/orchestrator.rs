@@ -210,12 +210,12 @@ impl TaskRun {
             Err(e) => warn(&format!("task record not serialised: {e}")),
         }
         if let Some(path) = &self.settings.step_summary
-            && let Err(e) = append_step_summary(path, &summary_markdown(&record))
+            && let Err(e) = crate::runner::append_step_summary_to(path, &summary_markdown(&record))
         {
             warn(&format!("task record not added to the job summary: {e}"));
         }
         if let Some(path) = &self.settings.github_output
-            && let Err(e) = set_output(path, "task_record", &compact_json(&record))
+            && let Err(e) = crate::runner::write_outputs(path, &[("task_record", &compact_json(&record))])
         {
             warn(&format!("task_record output not set: {e}"));
         }
@@ -366,7 +366,7 @@ fn describe(error: &ureq::Error, timeout: Duration) -> String {
 }
 
 fn warn(message: &str) {
-    eprintln!("warning: {message}");
+    crate::runner::warning(message);
 }
 
 fn rfc3339(at: SystemTime) -> String {
@@ -414,23 +414,6 @@ pub fn summary_markdown(record: &TaskRecord) -> String {
         ));
     }
     out
-}
-
-/// Appends Markdown to the job summary file.
-fn append_step_summary(path: &Path, markdown: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    file.write_all(markdown.as_bytes())
-}
-
-/// Appends `name=value` to `GITHUB_OUTPUT`; `value` must be one line.
-fn set_output(path: &Path, name: &str, value: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    if value.contains(['\n', '\r']) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "value spans several lines"));
-    }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{name}={value}")
 }
 
 #[cfg(test)]

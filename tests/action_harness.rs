@@ -489,7 +489,7 @@ fn a_platform_without_a_binary_builds_with_cargo() {
 // ---- the real binary ----------------------------------------------------------------------------
 
 #[test]
-fn plan_dry_run_with_the_real_binary_writes_the_plan_in_the_workspace() {
+fn plan_dry_run_with_the_real_binary_sets_the_outputs() {
     let f = Fixture::real();
     let job = f
         .job()
@@ -504,8 +504,9 @@ fn plan_dry_run_with_the_real_binary_writes_the_plan_in_the_workspace() {
     assert!(run.success, "{run:#?}");
     assert_eq!(run.output("status"), "succeeded");
     assert_eq!(run.output("outputs_uri"), "");
-    let line = run.log.lines().find_map(|l| l.strip_prefix("artifacts_dir=")).expect("artifacts_dir= on stdout");
-    let dir = PathBuf::from(line);
+    let dir = PathBuf::from(run.output("artifacts_dir"));
+    let printed = run.log.lines().find_map(|l| l.strip_prefix("artifacts_dir=")).expect("artifacts_dir= on stdout");
+    assert_eq!(Path::new(printed), dir, "the output and the printed contract agree");
     assert!(dir.starts_with(f.workspace.join(".artifacts/infra-scale")), "{}", dir.display());
     let plan = std::fs::read_to_string(dir.join("plan.yaml")).expect("plan.yaml");
     assert!(plan.contains("apiVersion: infra.scale/v1") && plan.contains("name: api"), "{plan}");

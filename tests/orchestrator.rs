@@ -324,6 +324,7 @@ fn warnings_name_no_url_and_no_key() {
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "child_prints_warnings", "--nocapture", "--test-threads=1"])
         .env("ORCHESTRATOR_CHILD_DIR", dir.path())
+        .env_remove("GITHUB_ACTIONS")
         .output()
         .expect("run child");
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
