@@ -4,11 +4,15 @@
 //!
 //! Compared: the workload's uid (delete and re-create), replicas when no HPA governs the workload,
 //! the target container's requests and limits (numerically), and the HPA's bounds.
+//!
+//! Only what execution is about to change is checked: a workload none of whose steps sends
+//! anything is not (re-running an executed plan finds its own changes, all no-ops, and exits 0),
+//! and within a changed workload a field whose own step is a no-op is not either.
 
 use crate::observed::ClusterState;
-use crate::plan::{Action, HpaSpec, ObservedHpa, ResourceList, ScalePlan};
+use crate::plan::{Action, HpaSpec, ObservedHpa, ResourceList, ScalePlan, WorkloadKind};
 
-use super::resolve::{Step, live_container};
+use super::resolve::{Op, Step, live_container};
 
 fn list(l: &ResourceList) -> String {
     if l.is_empty() { "none".into() } else { l.to_kubectl() }
@@ -33,8 +37,33 @@ pub fn check(plan: &ScalePlan, live: &ClusterState, steps: &[Step]) -> Vec<Strin
             _ => None,
         })
     };
-    let governed = |kind: crate::plan::WorkloadKind, name: &str| {
+    let governed = |kind: WorkloadKind, name: &str| {
         live.hpas.iter().any(|h| h.target_kind == kind.as_str() && h.target_name == name)
+    };
+    // Workloads execution will send something for.
+    let touched = |kind: WorkloadKind, name: &str| {
+        steps.iter().filter(|s| s.pending()).any(|s| match &s.op {
+            Some(Op::Resources { kind: k, name: n, .. } | Op::Scale { kind: k, name: n, .. }) => {
+                *k == kind && n == name
+            }
+            Some(Op::Hpa { target, .. }) => target.kind == kind && target.name == name,
+            _ => false,
+        })
+    };
+    // A field whose own step (this action on this workload) sends nothing.
+    let settled = |kind: WorkloadKind, name: &str, action: &str| {
+        steps.iter().zip(&plan.actions).any(|(s, a)| {
+            let target = match a {
+                Action::ScaleWorkload(x) => (x.kind, x.name.as_str()),
+                Action::UpdateResources(x) => (x.kind, x.name.as_str()),
+                Action::ApplyHpa(x) => match &x.target {
+                    Some(t) => (t.kind, t.name.as_str()),
+                    None => (WorkloadKind::Deployment, x.name.as_str()),
+                },
+                _ => return false,
+            };
+            a.name() == action && target == (kind, name) && !s.pending()
+        })
     };
 
     if let Some(observed) = &plan.observed {
@@ -44,16 +73,19 @@ pub fn check(plan: &ScalePlan, live: &ClusterState, steps: &[Step]) -> Vec<Strin
                 push(format!("{object} no longer exists"));
                 continue;
             };
+            if !touched(o.kind, &o.name) {
+                continue;
+            }
             if !o.uid.is_empty() && o.uid != w.uid {
                 push(format!(
                     "{object} was deleted and re-created since the plan was made (uid {} → {})",
                     o.uid, w.uid
                 ));
             }
-            if !governed(o.kind, &o.name) && o.replicas != w.replicas {
+            if !governed(o.kind, &o.name) && !settled(o.kind, &o.name, "scale_workload") && o.replicas != w.replicas {
                 push(format!("{object} replicas: planned from {}, live {}", o.replicas, w.replicas));
             }
-            if let Some(c) = container_of(o.kind, &o.name) {
+            if let Some(c) = container_of(o.kind, &o.name).filter(|_| !settled(o.kind, &o.name, "update_resources")) {
                 let before = o.containers.iter().chain(&o.init_containers).find(|x| x.name == c);
                 if let (Some(before), Some(now)) = (before, live_container(w, &c))
                     && (before.requests != now.requests || before.limits != now.limits)
@@ -68,6 +100,9 @@ pub fn check(plan: &ScalePlan, live: &ClusterState, steps: &[Step]) -> Vec<Strin
                 }
             }
             let now = live.hpas.iter().find(|h| h.target_kind == o.kind.as_str() && h.target_name == o.name);
+            if settled(o.kind, &o.name, "apply_hpa") {
+                continue;
+            }
             match (&o.hpa, now) {
                 (None, Some(h)) => push(format!("{object}: HorizontalPodAutoscaler/{} now governs it", h.object.name)),
                 (Some(h), None) => push(format!("{object}: HorizontalPodAutoscaler/{} no longer exists", h.name)),
@@ -84,6 +119,9 @@ pub fn check(plan: &ScalePlan, live: &ClusterState, steps: &[Step]) -> Vec<Strin
     }
 
     for (step, action) in steps.iter().zip(&plan.actions) {
+        if !step.pending() {
+            continue;
+        }
         match action {
             Action::ScaleWorkload(a) => {
                 if let (Some(from), Some(w)) = (a.from.known(), live.workload(a.kind, &a.name))

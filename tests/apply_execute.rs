@@ -1,0 +1,401 @@
+//! `infra-scale apply --execute` with the real kubectl against the fake Kubernetes API server
+//! (testkit): every test asserts the fake's final state, not the printed commands. Each scenario
+//! runs once per kubectl version (see `apply_support::kubectls`).
+
+mod apply_support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use apply_support::{CONTEXT, Cluster, NS, infra_scale, kubectls, plan};
+use serde_json::{Value, json};
+
+fn each_kubectl(scenario: impl Fn(&Path)) {
+    for kubectl in kubectls() {
+        eprintln!("kubectl: {}", kubectl.display());
+        scenario(&kubectl);
+    }
+}
+
+fn container<'a>(state: &'a Value, object: &str, name: &str) -> &'a Value {
+    &state[object]["containers"][name]
+}
+
+/// What the happy path leaves in the fixture.
+fn assert_executed(c: &Cluster, before: &Value) {
+    let s = c.state();
+    // web: only container `app` changed, `memory` (never `mem`), the sidecar and init container untouched.
+    assert_eq!(
+        container(&s, "Deployment/web", "app"),
+        &json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}})
+    );
+    assert_eq!(container(&s, "Deployment/web", "log-shipper"), container(before, "Deployment/web", "log-shipper"));
+    assert_eq!(container(&s, "Deployment/web", "migrate"), container(before, "Deployment/web", "migrate"));
+    // web's replicas are left to the HPA the plan created (autoscaling/v2, by scaleTargetRef).
+    assert_eq!(s["Deployment/web"]["replicas"], 3);
+    let hpa = &s["HorizontalPodAutoscaler/web"];
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["target"], json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}));
+    assert_eq!((hpa["min"].as_i64(), hpa["max"].as_i64()), (Some(4), Some(12)));
+    assert_eq!(hpa["metrics"][0]["resource"]["target"], json!({"type": "Utilization", "averageUtilization": 65}));
+    // api: no HPA, so replicas set; its only container chosen; the memory limit kept.
+    assert_eq!(s["Deployment/api"]["replicas"], 4);
+    assert_eq!(
+        container(&s, "Deployment/api", "api"),
+        &json!({"requests": {"cpu": "400m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}})
+    );
+    assert!(s.get("HorizontalPodAutoscaler/api").is_none(), "no HPA for api");
+    // db (StatefulSet): replicas and a CPU limit added, the rest kept.
+    assert_eq!(s["StatefulSet/db"]["replicas"], 3);
+    assert_eq!(
+        container(&s, "StatefulSet/db", "db"),
+        &json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}})
+    );
+}
+
+#[test]
+fn execute_applies_the_plan_and_a_second_run_is_all_noops() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        let (out, dir) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 0, "{}", out.context());
+        assert_eq!(out.stdout.lines().last(), Some("succeeded"));
+        assert_executed(&c, &before);
+        let summary = out.json();
+        assert_eq!(summary["executed"], true);
+        assert_eq!(summary["changed"], true);
+        assert_eq!(out.statuses(), ["skipped", "applied", "applied", "applied", "applied", "applied", "applied"]);
+        let web_scale = &summary["results"][0];
+        assert!(web_scale["reason"].as_str().unwrap_or("").contains("HorizontalPodAutoscaler/web"), "{web_scale}");
+        assert_eq!(summary["results"][2]["before"], json!({"replicas": 3}));
+        assert_eq!(summary["results"][2]["after"], json!({"replicas": 4}));
+        // A constant number of kubectl processes: preflight 2, snapshot 1, dry run 1, apply 1,
+        // one scale per distinct (current, desired) pair (2 here), one poll.
+        let calls = summary["kubectl_calls"].as_u64().expect("kubectl_calls");
+        assert!(calls <= 9, "{calls} kubectl processes");
+        // The journal and the restore plan are in the output directory.
+        let results: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results"))
+            .expect("results.json is JSON");
+        assert_eq!(results["results"], summary["results"]);
+        let restore = std::fs::read_to_string(dir.join("restore-plan.yaml")).expect("restore plan");
+        let restore =
+            ::infra_scale::plan::ScalePlan::parse_untrusted(&restore, "restore-plan.yaml").expect("valid plan");
+        assert_eq!(
+            restore.actions.iter().map(|a| (a.name(), a.object())).collect::<Vec<_>>(),
+            [
+                ("delete_hpa", "HorizontalPodAutoscaler/web".to_string()),
+                ("restore_resources", "Deployment/web".to_string()),
+                ("restore_resources", "Deployment/api".to_string()),
+                ("restore_resources", "StatefulSet/db".to_string()),
+                ("scale_workload", "Deployment/api".to_string()),
+                // web's replicas were never set, but the HPA infra-scale created may move them.
+                ("scale_workload", "Deployment/web".to_string()),
+                ("scale_workload", "StatefulSet/db".to_string()),
+            ]
+        );
+
+        // Again: everything is a no-op, nothing is written, exit 0.
+        let writes = c.kube.write_count();
+        let after_first = c.state();
+        let (again, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(again.code, 0, "{}", again.context());
+        assert_eq!(again.statuses(), ["skipped", "noop", "noop", "noop", "noop", "noop", "noop"]);
+        assert_eq!(again.json()["changed"], false);
+        assert_eq!(c.kube.write_count(), writes, "a re-run writes nothing");
+        assert_eq!(c.state(), after_first);
+    });
+}
+
+#[test]
+fn the_restore_plan_returns_every_object_to_the_snapshot() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        let (out, dir) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 0, "{}", out.context());
+        let (restored, _) = c.execute(&dir.join("restore-plan.yaml"), &[]);
+        assert_eq!(restored.code, 0, "{}", restored.context());
+        // Limits that did not exist are gone again (infra-scale was their only field manager),
+        // the HPA it created is deleted, replicas are back.
+        assert_eq!(c.state(), before);
+    });
+}
+
+#[test]
+fn drift_from_the_observed_state_is_refused_unless_allowed() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        let (out, _) = c.execute(&plan("drift.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        for expected in
+            ["was deleted and re-created", "replicas: planned from 2, live 3", "container api: planned from"]
+        {
+            assert!(out.stderr.contains(expected), "missing `{expected}`:\n{}", out.stderr);
+        }
+        assert!(out.stderr.contains("--allow-drift"), "{}", out.stderr);
+        assert_eq!(c.kube.write_count(), 0);
+        assert_eq!(c.state(), before);
+
+        let (allowed, _) = c.execute(&plan("drift.yaml"), &["--allow-drift"]);
+        assert_eq!(allowed.code, 0, "{}", allowed.context());
+        assert!(!allowed.json()["drift"].as_array().expect("drift listed").is_empty());
+        let s = c.state();
+        assert_eq!(s["Deployment/api"]["replicas"], 4);
+        assert_eq!(container(&s, "Deployment/api", "api")["requests"]["cpu"], "400m");
+    });
+}
+
+#[test]
+fn a_missing_context_is_refused_with_the_available_ones() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::with_contexts(kubectl, &["staging", "dev"]);
+        let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(out.stderr.contains("kube context `production` is not in the kubeconfig"), "{}", out.stderr);
+        assert!(out.stderr.contains("available contexts: dev, staging"), "{}", out.stderr);
+        assert_eq!(c.kube.request_count(), 0, "nothing was asked of the cluster");
+
+        let (other, _) = c.execute(&plan("execute.yaml"), &["--context=staging"]);
+        assert_eq!(other.code, 0, "{}", other.context());
+        assert_eq!(other.json()["context"], "staging");
+    });
+}
+
+#[test]
+fn a_missing_namespace_is_refused() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let text = std::fs::read_to_string(plan("execute.yaml")).expect("plan").replace("assistant", "nowhere");
+        let (out, _) = c.execute(&c.write_plan("nowhere.yaml", &text), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(out.stderr.contains("namespace `nowhere` does not exist"), "{}", out.stderr);
+        assert_eq!(c.kube.write_count(), 0);
+    });
+}
+
+#[test]
+fn a_server_side_dry_run_rejection_changes_nothing() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        c.kube.fail_on_dry_run(
+            "Deployment",
+            "api",
+            403,
+            "admission webhook \"quota.example.com\" denied the request: exceeded quota: compute, requested: requests.cpu=400m",
+        );
+        let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(out.stderr.contains("exceeded quota"), "{}", out.stderr);
+        assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+        assert_eq!(c.kube.write_count(), 0, "only dry runs reached the server");
+        assert_eq!(c.state(), before);
+        assert!(out.statuses().iter().all(|s| s == "skipped"), "{:?}", out.statuses());
+    });
+}
+
+#[test]
+fn field_ownership_conflicts_are_refused_before_anything_changes() {
+    each_kubectl(|kubectl| {
+        // A 409 from the server on apply (the fault), and a real ownership conflict (Helm owns api).
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        c.kube.conflict_on_apply("Deployment", "web");
+        let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(out.stderr.contains("kubectl-client-side-apply"), "{}", out.stderr);
+        assert!(out.stderr.contains("--force-conflicts"), "the help says how to take ownership:\n{}", out.stderr);
+        assert_eq!(c.kube.write_count(), 0);
+        assert_eq!(c.state(), before);
+
+        let c = Cluster::new(kubectl);
+        c.kube.set_field_owner("Deployment", NS, "api", "helm");
+        let before = c.state();
+        let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(out.stderr.contains("helm"), "{}", out.stderr);
+        assert_eq!(c.state(), before);
+    });
+}
+
+#[test]
+fn a_failing_patch_mid_way_exits_4_listing_the_changes_and_the_restore_brings_the_snapshot_back() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        c.kube.fail_next_patch("Deployment", "api", 500, "etcdserver: request timed out");
+        let (out, dir) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 4, "{}", out.context());
+        for expected in [
+            "execution failed after changing the cluster",
+            "etcdserver: request timed out",
+            "Deployment/web container app: requests cpu=250m,memory=256Mi → cpu=500m,memory=1Gi",
+            "HorizontalPodAutoscaler/web: absent → min=4 max=12 cpu=65%",
+            "restore: not run (pass --rollback-on-failure",
+            "restore-plan.yaml --execute",
+        ] {
+            assert!(out.stderr.contains(expected), "missing `{expected}`:\n{}", out.stderr);
+        }
+        assert!(!out.stderr.contains("Deployment/api container"), "api did not change:\n{}", out.stderr);
+        let s = c.state();
+        assert_eq!(s["Deployment/api"], before["Deployment/api"], "the failed object is unchanged");
+        assert_ne!(s["Deployment/web"], before["Deployment/web"]);
+        let summary = out.json();
+        assert_eq!(summary["ok"], false);
+        assert_eq!(summary["results"][3]["status"], "failed", "api's resources");
+        assert_eq!(summary["results"][2]["status"], "skipped", "api's scale never ran");
+        // The restore plan written before the change brings the snapshot back.
+        let (restored, _) = c.execute(&dir.join("restore-plan.yaml"), &[]);
+        assert_eq!(restored.code, 0, "{}", restored.context());
+        assert_eq!(c.state(), before);
+
+        // With --rollback-on-failure the restore runs by itself, deleting the HPA that did not exist.
+        let c = Cluster::new(kubectl);
+        c.kube.fail_next_patch("Deployment", "api", 500, "etcdserver: request timed out");
+        let (out, _) = c.execute(&plan("execute.yaml"), &["--rollback-on-failure"]);
+        assert_eq!(out.code, 4, "{}", out.context());
+        assert!(out.stderr.contains("ran automatically (--rollback-on-failure) and succeeded"), "{}", out.stderr);
+        assert_eq!(c.state(), before);
+        assert!(c.kube.hpa(NS, "web").is_none());
+        assert_eq!(out.json()["rollback"]["ok"], true);
+    });
+}
+
+#[test]
+fn a_stuck_rollout_times_out_with_exit_4() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        c.kube.stuck_rollout("Deployment", "web");
+        let started = Instant::now();
+        let (out, _) = c.execute(&plan("execute.yaml"), &["--timeout=2s"]);
+        assert_eq!(out.code, 4, "{}", out.context());
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(out.stderr.contains("rollouts did not complete within --timeout=2s"), "{}", out.stderr);
+        assert!(out.stderr.contains("Deployment/web: "), "{}", out.stderr);
+        assert!(!out.stderr.contains("StatefulSet/db: "), "db rolled out:\n{}", out.stderr);
+        assert!(out.stderr.contains("changed in namespace assistant"), "{}", out.stderr);
+    });
+}
+
+#[test]
+fn a_failed_rollout_stops_the_wait_and_rollback_restores_the_objects() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let before = c.state();
+        c.kube.failed_rollout("Deployment", "api");
+        let started = Instant::now();
+        let (out, _) = c.execute(&plan("execute.yaml"), &["--rollback-on-failure", "--timeout=60s"]);
+        assert_eq!(out.code, 4, "{}", out.context());
+        assert!(started.elapsed() < Duration::from_secs(30), "a failed rollout does not wait for the timeout");
+        assert!(out.stderr.contains("ProgressDeadlineExceeded"), "{}", out.stderr);
+        // The objects are back; the restore's own rollout of api fails the same way, and says so.
+        assert_eq!(c.state(), before);
+        assert!(out.stderr.contains("did NOT complete"), "{}", out.stderr);
+    });
+}
+
+#[test]
+fn replicas_are_left_to_an_existing_hpa_and_a_second_hpa_is_refused() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        c.kube.add_hpa(NS, "api-hpa", "Deployment", "api", 2, 6, Some(80));
+        let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 0, "{}", out.context());
+        assert_eq!(out.statuses()[2], "skipped");
+        let s = c.state();
+        assert_eq!(s["Deployment/api"]["replicas"], 3, "the HPA owns api's replicas");
+        assert_eq!(s["HorizontalPodAutoscaler/api-hpa"]["min"], 2, "not touched");
+
+        // R16: one HPA per workload.
+        let c = Cluster::new(kubectl);
+        c.kube.add_hpa(NS, "web-autoscaler", "Deployment", "web", 2, 5, Some(70));
+        let before = c.state();
+        let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(
+            out.stderr.contains("HorizontalPodAutoscaler/web-autoscaler already scales Deployment/web"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(c.state(), before);
+        assert_eq!(c.kube.write_count(), 0);
+    });
+}
+
+#[test]
+fn a_workload_with_several_containers_needs_a_container_name() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let text = std::fs::read_to_string(plan("execute.yaml")).expect("plan").replace("    container: app\n", "");
+        let (out, _) = c.execute(&c.write_plan("no-container.yaml", &text), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(
+            out.stderr.contains("Deployment/web has containers app, log-shipper and the plan names none"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(c.kube.write_count(), 0);
+    });
+}
+
+#[test]
+fn a_plan_from_the_planner_with_detect_executes_and_re_executes_as_noops() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        let env = c.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out_dir = c.dir.path().join("planned");
+        let out_arg = format!("--out={}", out_dir.display());
+        let planned = infra_scale(
+            c.dir.path(),
+            &[
+                "plan",
+                "--dry-run",
+                "--detect",
+                "--target=prod",
+                "--namespace=assistant",
+                &format!("--context={CONTEXT}"),
+                "--workload=Deployment:web:6",
+                "--workload=Deployment:api:4",
+                "--hpa=web=min:4,max:12,cpu:65",
+                "--req=web/app:cpu=500m,mem=1Gi",
+                "--lim=web/app:cpu=1,mem=2Gi",
+                "--req=api:cpu=400m,mem=512Mi",
+                &out_arg,
+            ],
+            &env,
+        );
+        assert_eq!(planned.code, 0, "{}", planned.context());
+        let plan_path = out_dir.join("plan.yaml");
+        let (out, _) = c.execute(&plan_path, &[]);
+        assert_eq!(out.code, 0, "{}", out.context());
+        let s = c.state();
+        assert_eq!(container(&s, "Deployment/web", "app")["limits"], json!({"cpu": "1", "memory": "2Gi"}));
+        assert_eq!(s["Deployment/api"]["replicas"], 4);
+        assert_eq!(s["HorizontalPodAutoscaler/web"]["max"], 12);
+
+        // The plan observed the state before the change; re-running it finds its own changes,
+        // which are no-ops, not drift.
+        let (again, _) = c.execute(&plan_path, &[]);
+        assert_eq!(again.code, 0, "{}", again.context());
+        assert!(again.statuses().iter().all(|s| s == "noop" || s == "skipped"), "{:?}", again.statuses());
+    });
+}
+
+#[test]
+fn secrets_from_the_kubeconfig_never_reach_the_output() {
+    each_kubectl(|kubectl| {
+        let c = Cluster::new(kubectl);
+        c.kube.fail_next_patch("Deployment", "api", 500, "etcdserver: request timed out");
+        let (out, dir) = c.execute(&plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 4, "{}", out.context());
+        let token = c.kube.token();
+        assert!(!out.stdout.contains(token) && !out.stderr.contains(token));
+        for file in ["results.json", "restore-plan.yaml"] {
+            let text = std::fs::read_to_string(dir.join(file)).expect("artifact");
+            assert!(!text.contains(token), "{file} holds the token");
+        }
+    });
+}

@@ -1,0 +1,227 @@
+//! Shared by the `apply_*` integration tests: running the real binary with a scrubbed
+//! environment, the kubectl versions to run against, and a fake cluster with the fixture the
+//! execution tests start from.
+//!
+//! kubectl versions: `INFRA_SCALE_TEST_KUBECTLS` (paths separated by `:`) when set; otherwise
+//! `kubectl` from PATH plus the newest `kubectl.1.NN` (NN ≥ 28) installed beside the binary it
+//! resolves to (the Google Cloud SDK layout ships `kubectl.1.27` … `kubectl.1.33`). A missing
+//! second version is skipped with a note on stderr.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use testkit::kube::{Container, FakeKube};
+
+pub const NS: &str = "assistant";
+pub const CONTEXT: &str = "production";
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// The JSON summary printed on stdout (from the first line that is `{` to the last `}`).
+    pub fn json(&self) -> Value {
+        let start = self.stdout.find("\n{").map(|i| i + 1).or_else(|| self.stdout.starts_with('{').then_some(0));
+        let start = start.unwrap_or_else(|| panic!("no JSON summary on stdout:\n{}", self.stdout));
+        let end = self.stdout.rfind("\n}").map(|i| i + 2).expect("end of the JSON summary");
+        serde_json::from_str(&self.stdout[start..end])
+            .unwrap_or_else(|e| panic!("bad JSON summary ({e}):\n{}", self.stdout))
+    }
+
+    /// The statuses of the results, in plan order.
+    pub fn statuses(&self) -> Vec<String> {
+        self.json()["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["status"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    pub fn context(&self) -> String {
+        format!("exit code {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `infra-scale` in `cwd` with only PATH, HOME and `env` set (no GITHUB_*, RUNNER_*,
+/// KUBECONFIG or KUBECTL from the outside, so that the tests behave the same inside Actions).
+pub fn infra_scale(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra-scale"));
+    cmd.current_dir(cwd).args(args).env_clear().env("HOME", cwd);
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run infra-scale");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A plan fixture by file name.
+pub fn plan(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans").join(name)
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// The kubectl binaries to run the execution tests with (see the module docs).
+pub fn kubectls() -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os("INFRA_SCALE_TEST_KUBECTLS").filter(|v| !v.is_empty()) {
+        return std::env::split_paths(&list).collect();
+    }
+    let Some(kubectl) = which("kubectl") else {
+        panic!("kubectl is not on PATH; the execution tests run the real kubectl against a fake API server")
+    };
+    let mut out = vec![kubectl.clone()];
+    let dir = std::fs::canonicalize(&kubectl).ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let newest = dir.and_then(|dir| {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let minor: u32 = name.strip_prefix("kubectl.1.")?.parse().ok()?;
+                (minor >= 28).then(|| (minor, e.path()))
+            })
+            .collect();
+        versions.sort();
+        versions.pop()
+    });
+    match newest {
+        Some((_, p)) => out.push(p),
+        None => eprintln!("note: no second kubectl minor (kubectl.1.NN) beside {}; ran with one", kubectl.display()),
+    }
+    out
+}
+
+/// A fake cluster with the execution fixture, a kubeconfig and a scratch directory.
+///
+/// Namespace `assistant`:
+/// - Deployment `web`, 3 replicas: container `app` (requests cpu 250m, memory 256Mi; limit memory
+///   512Mi), container `log-shipper` (requests cpu 50m, memory 64Mi), init container `migrate`
+///   (requests cpu 100m).
+/// - Deployment `api`, 3 replicas: container `api` (requests cpu 250m, memory 256Mi; limit memory 512Mi).
+/// - StatefulSet `db`, 2 replicas: container `db` (requests cpu 500m, memory 1Gi; limit memory 1Gi).
+pub struct Cluster {
+    pub kube: FakeKube,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+    runs: std::cell::Cell<usize>,
+}
+
+impl Cluster {
+    /// The fixture, with contexts `production` (current) and `staging`.
+    pub fn new(kubectl: &Path) -> Cluster {
+        Cluster::with_contexts(kubectl, &[CONTEXT, "staging"])
+    }
+
+    pub fn with_contexts(kubectl: &Path, contexts: &[&str]) -> Cluster {
+        let kube = FakeKube::start();
+        kube.add_namespace(NS);
+        kube.add_deployment(
+            NS,
+            "web",
+            3,
+            &[
+                Container::new("app").request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi"),
+                Container::new("log-shipper").request("cpu", "50m").request("memory", "64Mi"),
+                Container::new("migrate").request("cpu", "100m").init(),
+            ],
+        );
+        kube.add_deployment(
+            NS,
+            "api",
+            3,
+            &[Container::new("api").request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi")],
+        );
+        kube.add_statefulset(
+            NS,
+            "db",
+            2,
+            &[Container::new("db").request("cpu", "500m").request("memory", "1Gi").limit("memory", "1Gi")],
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = kube.write_kubeconfig_contexts(dir.path(), contexts);
+        Cluster { kube, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
+    }
+
+    /// The environment for the binary: this kubeconfig, a private discovery cache, this kubectl.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("KUBECONFIG".into(), self.kubeconfig.display().to_string()),
+            ("KUBECACHEDIR".into(), self.dir.path().join("cache").display().to_string()),
+            ("KUBECTL".into(), self.kubectl.display().to_string()),
+        ]
+    }
+
+    /// `infra-scale apply --plan=<plan> --execute --out=<fresh dir> <extra>`; returns the run and
+    /// its output directory.
+    pub fn execute(&self, plan: &Path, extra: &[&str]) -> (Out, PathBuf) {
+        self.runs.set(self.runs.get() + 1);
+        let out_dir = self.dir.path().join(format!("out-{}", self.runs.get()));
+        let plan_arg = format!("--plan={}", plan.display());
+        let out_arg = format!("--out={}", out_dir.display());
+        let mut args = vec!["apply", plan_arg.as_str(), "--execute", out_arg.as_str()];
+        args.extend_from_slice(extra);
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        (infra_scale(self.dir.path(), &args, &env), out_dir)
+    }
+
+    /// Writes a plan text into the scratch directory and returns its path.
+    pub fn write_plan(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write plan");
+        path
+    }
+
+    /// Everything the tests compare about the namespace: replicas, every container's resources
+    /// (init containers included), and every HPA's target and bounds.
+    pub fn state(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for (kind, name) in [("Deployment", "web"), ("Deployment", "api"), ("StatefulSet", "db")] {
+            let Some(o) = self.kube.object(kind, NS, name) else { continue };
+            let spec = &o["spec"]["template"]["spec"];
+            let mut containers = serde_json::Map::new();
+            for list in ["containers", "initContainers"] {
+                for c in spec[list].as_array().into_iter().flatten() {
+                    containers.insert(c["name"].as_str().unwrap_or("?").to_string(), c["resources"].clone());
+                }
+            }
+            out.insert(
+                format!("{kind}/{name}"),
+                serde_json::json!({ "replicas": o["spec"]["replicas"], "containers": containers }),
+            );
+        }
+        for name in self.kube.names("HorizontalPodAutoscaler", NS) {
+            let h = self.kube.hpa(NS, &name).expect("listed HPA");
+            out.insert(
+                format!("HorizontalPodAutoscaler/{name}"),
+                serde_json::json!({
+                    "apiVersion": h["apiVersion"],
+                    "target": h["spec"]["scaleTargetRef"],
+                    "min": h["spec"]["minReplicas"],
+                    "max": h["spec"]["maxReplicas"],
+                    "metrics": h["spec"]["metrics"],
+                }),
+            );
+        }
+        Value::Object(out)
+    }
+}
