@@ -526,6 +526,91 @@ fn the_real_binary_rejects_what_the_action_lets_through() {
     assert!(!f.workspace.join(".artifacts").exists(), "nothing is written on invalid input");
 }
 
+#[test]
+fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
+    use testkit::github::FakeGitHub;
+    use testkit::kube::{Container, FakeKube};
+    const BRANCH: &str = "infra-scale/prod";
+    const PLAN_PATH: &str = "ops/plans/infra-scale/prod/plan.yaml";
+
+    let fake = FakeGitHub::start();
+    let kube = FakeKube::start();
+    kube.add_namespace("assistant");
+    for name in ["web", "api"] {
+        let container = Container::new(name).request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi");
+        kube.add_deployment("assistant", name, 3, &[container]);
+    }
+    let kubeconfig = kube.kubeconfig(&["production"], "production");
+    let kube_token =
+        kubeconfig.lines().find_map(|l| l.trim().strip_prefix("token: ")).expect("token in kubeconfig").to_string();
+
+    let f = Fixture::real();
+    let on_github = |mut job: Job| {
+        job.github.insert("api_url".into(), fake.api_url().into());
+        job.github.insert("server_url".into(), fake.server_url().into());
+        job.github.insert("repository".into(), fake.repository());
+        job.github.insert("token".into(), fake.token().into());
+        job
+    };
+
+    // 1. Plan mode publishes: the PR link is the outputs_uri output.
+    let mut job = on_github(f.job())
+        .input("target", "prod")
+        .input("namespace", "assistant")
+        .input("context", "production")
+        .input("workloads", "Deployment:web:5")
+        .input("requests", "web:cpu=500m,memory=1Gi")
+        .input("limits", "web:cpu=1,memory=2Gi");
+    job.event_name = "schedule".into();
+    let planned = f.run(&job);
+    assert!(planned.success, "{planned:#?}");
+    let pr = fake.pulls().into_iter().next().expect("a pull request was opened");
+    let number = pr["number"].as_u64().expect("number");
+    assert_eq!(planned.output("outputs_uri"), pr["html_url"].as_str().expect("html_url"));
+    assert_eq!(planned.output("status"), "awaiting_approval");
+    assert_eq!(planned.output("pr_number"), number.to_string());
+    let plan_text = fake.file(BRANCH, PLAN_PATH).expect("plan.yaml on the branch");
+    let digest: String = Sha256::digest(plan_text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(planned.output("plan_sha256"), digest);
+    assert!(planned.masks.iter().any(|m| m == fake.token()), "the token is masked");
+    assert!(!planned.log.contains(fake.token()), "the token leaked into the log");
+    assert_eq!(fake.labels(number), vec!["needs-approval"]);
+
+    // 2. A writer adds execute-plan; execute mode applies the reviewed plan to the fake cluster.
+    std::fs::create_dir_all(f.workspace.join("ops/plans/infra-scale/prod")).expect("mkdir");
+    std::fs::write(f.workspace.join(PLAN_PATH), &plan_text).expect("check out the plan");
+    fake.set_role("alice", "write");
+    fake.add_label_as(number, "execute-plan", "alice");
+    let head = fake.branch_sha(BRANCH).expect("head");
+    let mut job = on_github(f.job())
+        .env("KUBECACHEDIR", &f.runner_temp.join("kube-cache").display().to_string())
+        .input("mode", "execute")
+        .input("plan", PLAN_PATH)
+        .input("pr-number", &number.to_string())
+        .input("rollback-on-failure", "true")
+        .input("timeout", "60s")
+        .input("kubeconfig", &kubeconfig);
+    job.event_name = "pull_request".into();
+    job.event = serde_json::json!({
+        "action": "labeled", "number": number, "label": {"name": "execute-plan"},
+        "pull_request": {"number": number, "head": {"sha": head, "ref": BRANCH, "repo": {"full_name": fake.repository()}}},
+        "repository": {"full_name": fake.repository()}, "sender": {"login": "alice"},
+    });
+    let executed = f.run(&job);
+    assert!(executed.success, "{executed:#?}");
+    assert_eq!(executed.output("status"), "succeeded");
+    let web = kube.object("Deployment", "assistant", "web").expect("web");
+    assert_eq!(web["spec"]["replicas"], 5, "the approved plan ran");
+    let resources = &web["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["requests"]["memory"], "1Gi", "{resources}");
+    assert_eq!(fake.labels(number), vec!["executed"]);
+    assert!(executed.masks.iter().any(|m| *m == kube_token), "the cluster token is masked");
+    for secret in [kube_token.as_str(), fake.token()] {
+        assert!(!executed.log.contains(secret) && !planned.log.contains(secret), "a secret leaked into the log");
+    }
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
 /// Standard base64 (the harness needs it for kubeconfig data; no crate for one function).
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
