@@ -520,11 +520,14 @@ fn github_message(body: &str, token: &str) -> String {
                     .iter()
                     .map(|e| match e {
                         Value::String(s) => s.clone(),
-                        _ => ["message", "code", "field"]
-                            .iter()
-                            .filter_map(|k| e.get(*k).and_then(Value::as_str))
-                            .collect::<Vec<_>>()
-                            .join(" "),
+                        _ => {
+                            let get = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default();
+                            match (get("message"), get("field"), get("code")) {
+                                ("", "", code) => code.to_string(),
+                                ("", field, code) => format!("`{field}` {code}"),
+                                (message, _, _) => message.to_string(),
+                            }
+                        }
                     })
                     .filter(|s| !s.is_empty())
                     .collect();
@@ -609,6 +612,9 @@ mod tests {
         let body = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for o:b."}]}"#;
         assert_eq!(github_message(body, "tok123"), "Validation Failed: A pull request already exists for o:b.");
         assert_eq!(github_message("{\"message\":\"bad tok123\\nline\"}", "tok123"), "bad *** line");
+        let field =
+            r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","field":"head","code":"invalid"}]}"#;
+        assert_eq!(github_message(field, "t0ken"), "Validation Failed: `head` invalid");
     }
 
     #[test]

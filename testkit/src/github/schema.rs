@@ -14,12 +14,15 @@ use serde_json::{Map, Value, json};
 
 const SUBSET: &str = include_str!("../../../tests/fixtures/github/openapi-subset.json");
 
+/// A compiled request-body validator; `None` when the operation takes no body.
+type Compiled = std::sync::Arc<Option<jsonschema::Validator>>;
+
 /// The parsed subset, with a cache of compiled request-body validators.
 pub struct Spec {
     doc: Value,
     /// (method, template), most specific templates first.
     operations: Vec<(String, String)>,
-    validators: Mutex<HashMap<(String, String), std::sync::Arc<Option<jsonschema::Validator>>>>,
+    validators: Mutex<HashMap<(String, String), Compiled>>,
 }
 
 /// The spec, parsed once per process.
