@@ -71,26 +71,30 @@
 //! Always give kubectl a fresh `KUBECACHEDIR` (or `--cache-dir`): a discovery cache from another
 //! fake, on another port, would otherwise be reused.
 
+mod api_error;
 mod discovery;
 mod fields;
+mod handlers;
+mod http;
 mod merge;
 mod objects;
 mod protobuf;
 pub mod quantity;
 mod schema;
-mod server;
+mod selector;
+mod store;
 mod validation;
 
+pub use http::RecordedRequest;
 pub use objects::{Container, Rollout};
-pub use server::RecordedRequest;
 
 use serde_json::{Value, json};
-use server::{Failure, Key, Shared, State, WriteOp};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use store::{Failure, Key, Shared, State, WriteOp};
 
 /// The bearer token written into kubeconfigs; tests can assert that it never appears in output.
 pub const TOKEN: &str = "fake-kube-token-6c1e0d";
@@ -130,7 +134,7 @@ impl FakeKube {
                         match server.recv_timeout(Duration::from_millis(25)) {
                             Ok(Some(request)) => {
                                 let shared = shared.clone();
-                                let handle = std::thread::spawn(move || server::serve(&shared, request));
+                                let handle = std::thread::spawn(move || http::serve(&shared, request));
                                 let mut hs = handlers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                                 hs.retain(|h| !h.is_finished());
                                 hs.push(handle);
@@ -138,7 +142,7 @@ impl FakeKube {
                             Ok(None) => {}
                             Err(_) => break,
                         }
-                        server::settle_due(&shared);
+                        store::settle_due(&shared);
                     }
                 })
                 .expect("spawn the fake API server thread")
@@ -230,12 +234,12 @@ impl FakeKube {
         let mut state = self.shared.lock();
         let op = WriteOp { manager: String::new(), subresource: None, applied: None, force: false, dry_run: false };
         let (mut stored, _) =
-            server::commit(&mut state, t, &k, obj, &op).unwrap_or_else(|e| panic!("invalid fixture: {}", e.message));
+            store::commit(&mut state, t, &k, obj, &op).unwrap_or_else(|e| panic!("invalid fixture: {}", e.message));
         if matches!(t.storage, "apps/deployments" | "apps/statefulsets") {
             objects::set_workload_status(t.storage, &mut stored, &Rollout::Immediate, true);
             state.objects.insert(k, stored.clone());
         }
-        server::reconcile_hpas(&mut state);
+        store::reconcile_hpas(&mut state);
         drop(state);
         self.shared.changed.notify_all();
         stored
@@ -292,7 +296,7 @@ impl FakeKube {
     pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let t = Self::type_of(kind);
         let ns = if t.namespaced { namespace.to_string() } else { String::new() };
-        self.shared.lock().objects.get(&(t.storage.to_string(), ns, name.to_string())).map(|o| server::present(t, o))
+        self.shared.lock().objects.get(&(t.storage.to_string(), ns, name.to_string())).map(|o| store::present(t, o))
     }
 
     /// The stored Deployment.
@@ -459,7 +463,7 @@ impl FakeKube {
     pub fn run_hpa_controller(&self) {
         let mut state = self.shared.lock();
         state.faults.hpa_controller = true;
-        server::reconcile_hpas(&mut state);
+        store::reconcile_hpas(&mut state);
         drop(state);
         self.shared.changed.notify_all();
     }
