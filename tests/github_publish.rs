@@ -445,3 +445,41 @@ fn bad_inputs_are_refused_before_any_request() {
     assert_eq!(publish_with(&env_for(&fake), &bad).expect_err("bad reviewer").exit_code(), 2);
     assert!(fake.requests().is_empty());
 }
+
+#[test]
+fn a_pr_opened_meanwhile_by_a_concurrent_run_is_adopted() {
+    let fake = FakeGitHub::start();
+    let env = env_for(&fake);
+    let first = publish_ok(&env, &input(plan("2026-01-01T00:00:00Z", 6)));
+    // The lookup misses the PR (as if another run opened it a moment later): creating it then
+    // fails with "already exists", and the existing PR is used.
+    fake.inject(Fault::new("GET", "/pulls", FaultKind::Answer(200, serde_json::json!([]))));
+    let out = publish_ok(&env, &input(plan("2026-01-02T00:00:00Z", 7)));
+    assert_eq!(out.pr_number, first.pr_number, "{}", log(&fake));
+    assert_eq!(fake.pulls().len(), 1, "{}", log(&fake));
+    let refused: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/pulls"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(refused, vec![201, 422], "{}", log(&fake));
+    assert_eq!(fake.comments(first.pr_number.expect("pr")).len(), 1);
+    assert_contract(&fake);
+}
+
+#[test]
+fn an_unreachable_api_is_reported_after_bounded_attempts() {
+    let env = Env::from_pairs([
+        ("GITHUB_API_URL", "http://127.0.0.1:1"),
+        ("GITHUB_REPOSITORY", "octo-org/fleet"),
+        ("GITHUB_TOKEN", "ghp_unused"),
+        ("INFRA_SCALE_MAX_RETRY_WAIT", "0"),
+    ]);
+    let started = Instant::now();
+    let err = publish_with(&env, &input(plan("2026-01-01T00:00:00Z", 6))).expect_err("no server");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let text = err.to_string();
+    assert!(text.contains("no answer from GitHub after 4 attempt(s)"), "{text}");
+    assert!(!text.contains("ghp_unused"), "{text}");
+}

@@ -154,9 +154,8 @@ impl Publication<'_> {
 
         // 3. The pull request. A branch this run created cannot have an open PR yet.
         let existing = if branch_is_new { None } else { self.find_pull(&branch)? };
-        let created_pr = existing.is_none();
-        let pull = match existing {
-            Some(p) => p,
+        let (pull, created_pr) = match existing {
+            Some(p) => (p, false),
             None => {
                 let base = self.default_branch(&mut default_branch)?;
                 self.create_pull(&branch, &base)?
@@ -313,7 +312,7 @@ impl Publication<'_> {
         }
     }
 
-    fn find_pull(&self, branch: &str) -> Result<Option<Pull>> {
+    fn find_pull(&self, branch: &str) -> Result<Option<Pull>, ApiError> {
         let head = format!("{}:{branch}", self.repo.owner);
         let pulls = self.client.get_pages(
             &Request::get(
@@ -336,7 +335,9 @@ impl Publication<'_> {
             .find_map(Pull::from_json))
     }
 
-    fn create_pull(&mut self, branch: &str, base: &str) -> Result<Pull> {
+    /// Opens the PR; the flag is true when this call created it (a 201, not an adoption of a PR
+    /// that a lost answer or a concurrent run had already opened).
+    fn create_pull(&mut self, branch: &str, base: &str) -> Result<(Pull, bool)> {
         let target = &self.input.target;
         let settings = self.settings;
         let body = format!(
@@ -351,7 +352,9 @@ impl Publication<'_> {
         );
         let title = format!("infra-scale: scaling plan for {target}");
         let check = || -> Result<Option<Value>, ApiError> {
-            Ok(self.find_pull(branch).ok().flatten().map(|p| json!({"number": p.number, "html_url": p.html_url})))
+            Ok(self.find_pull(branch)?.map(|p| {
+                json!({"number": p.number, "html_url": p.html_url, "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>()})
+            }))
         };
         let create = |draft: bool| {
             let mut body =
@@ -377,20 +380,15 @@ impl Publication<'_> {
         match result {
             Ok(resp) => {
                 let v = resp.json()?;
-                Pull::from_json(&v)
-                    .map(|mut p| {
-                        p.labels.clear();
-                        p
-                    })
-                    .ok_or_else(|| {
-                        Error::Failed(anyhow::anyhow!(
-                            "GitHub's answer to creating the pull request has no number or html_url"
-                        ))
-                    })
+                Pull::from_json(&v).map(|p| (p, resp.status == 201)).ok_or_else(|| {
+                    Error::Failed(anyhow::anyhow!(
+                        "GitHub's answer to creating the pull request has no number or html_url"
+                    ))
+                })
             }
             // Someone (a concurrent run) opened it meanwhile.
             Err(e) if e.status() == Some(422) && e.message().to_ascii_lowercase().contains("already exists") => {
-                self.find_pull(branch)?.ok_or_else(|| e.into())
+                self.find_pull(branch)?.map(|p| (p, false)).ok_or_else(|| e.into())
             }
             Err(e) => Err(e.into()),
         }

@@ -76,6 +76,8 @@ pub enum FaultKind {
     Forbidden(String),
     /// Wait this long before answering (normally).
     Delay(Duration),
+    /// Answer this status and JSON body without doing anything (e.g. a stale empty list).
+    Answer(u16, Value),
 }
 
 /// A fault for the next `times` requests whose method matches and whose path contains `path_contains`.
@@ -543,6 +545,7 @@ fn serve(shared: &Shared, mut request: tiny_http::Request) {
                     return r;
                 }
                 FaultKind::Forbidden(message) => return Reply::message(403, message),
+                FaultKind::Answer(code, body) => return Reply::json(*code, body.clone()),
                 FaultKind::Delay(d) => std::thread::sleep(*d),
             }
         }
