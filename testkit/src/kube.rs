@@ -118,7 +118,7 @@ impl FakeKube {
             Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0 for the fake API server"));
         let addr = server.server_addr().to_ip().expect("the fake API server listens on an IP address");
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new()),
             changed: Condvar::new(),
             shutdown: AtomicBool::new(false),
             address: addr.to_string(),
@@ -466,6 +466,25 @@ impl FakeKube {
         store::reconcile_hpas(&mut state);
         drop(state);
         self.shared.changed.notify_all();
+    }
+
+    /// The version `GET /version` reports from now on: 1.`minor`.0 (default 1.32). The Google Cloud SDK
+    /// dispatcher (`/usr/bin/kubectl`) then runs its bundled kubectl of that minor when it has one.
+    pub fn set_server_minor(&self, minor: u32) {
+        self.shared.lock().server_minor = minor;
+    }
+
+    /// Every request waits `latency` before it is answered (a remote API server's round trip), for
+    /// benchmarks.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// The next request with this method (`GET`, `PATCH`…) whose path contains `path_part` is answered
+    /// with `status` and `message` in a Status, before anything else happens. Queue several for several.
+    pub fn fail_next_request(&self, method: &str, path_part: &str, status: u16, message: &str) {
+        let f = (method.to_ascii_uppercase(), path_part.to_string(), status, message.to_string());
+        self.shared.lock().faults.fail_next_request.push(f);
     }
 
     /// `kubectl auth can-i <verb> <resource>` answers "no" (`*` matches any verb or resource).

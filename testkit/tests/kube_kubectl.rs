@@ -727,6 +727,15 @@ fn preflight_calls_work() {
         assert_eq!(policy["items"], json!([]));
         let ctx = c.ok(k, &["config", "get-contexts", "-o", "name"]);
         assert_eq!(ctx.stdout.trim(), "fake");
+        // Version skew checks read the server's version.
+        c.kube.set_server_minor(29);
+        let version = c.ok(k, &["version", "-o", "json"]).json();
+        assert_eq!(version["serverVersion"]["gitVersion"], "v1.29.0");
+        // A one-shot failure of a read, e.g. while taking the snapshot.
+        c.kube.fail_next_request("GET", "/deployments/web", 500, "etcdserver: leader changed");
+        let run = c.fails(k, &["get", "deployment", "web", "-n", "assistant", "-o", "json"]);
+        assert!(run.stderr.contains("etcdserver: leader changed"), "{}", run.stderr);
+        c.ok(k, &["get", "deployment", "web", "-n", "assistant", "-o", "json"]);
     });
 }
 

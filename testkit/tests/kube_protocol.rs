@@ -231,3 +231,12 @@ fn discovery_lists_only_what_is_served() {
     assert_eq!(op["parameters"][0]["name"], "fieldValidation");
     assert_eq!(get(&kube, "/openapi/v2").status, 404);
 }
+
+#[test]
+fn latency_delays_every_answer() {
+    let kube = FakeKube::start();
+    kube.set_latency(Duration::from_millis(120));
+    let started = Instant::now();
+    assert_eq!(get(&kube, "/version").status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(120));
+}

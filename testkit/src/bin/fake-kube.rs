@@ -1,10 +1,11 @@
 //! `fake-kube`: runs the fake Kubernetes API server with a demo fixture until killed, for the
 //! benchmark and the action harness.
 //!
-//! Usage: `fake-kube --kubeconfig PATH [--context NAME] [--workloads N]`
+//! Usage: `fake-kube --kubeconfig PATH [--context NAME] [--workloads N] [--latency-ms MS]`
 //! Fixture: namespace `assistant` with Deployments `web` and `api` (3 replicas, one container named
 //! like the workload, requests cpu 250m / memory 256Mi, limit memory 512Mi); `--workloads N` adds
-//! Deployments `app-001` … `app-N` of the same shape. Prints `url=<server URL>` and
+//! Deployments `app-001` … `app-N` of the same shape; `--latency-ms MS` delays every answer by MS
+//! milliseconds (a remote API server's round trip). Prints `url=<server URL>` and
 //! `kubeconfig=<path>` on stdout once ready, then serves until killed.
 
 use std::io::Write;
@@ -13,7 +14,7 @@ use testkit::kube::{Container, FakeKube};
 
 fn usage(message: &str) -> ! {
     eprintln!("error: {message}");
-    eprintln!("usage: fake-kube --kubeconfig PATH [--context NAME] [--workloads N]");
+    eprintln!("usage: fake-kube --kubeconfig PATH [--context NAME] [--workloads N] [--latency-ms MS]");
     std::process::exit(2);
 }
 
@@ -21,6 +22,7 @@ fn main() {
     let mut kubeconfig: Option<PathBuf> = None;
     let mut context = "fake".to_string();
     let mut workloads = 0usize;
+    let mut latency_ms = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -36,8 +38,12 @@ fn main() {
                 let v = value();
                 workloads = v.parse().unwrap_or_else(|_| usage(&format!("--workloads must be a number, got `{v}`")));
             }
+            "--latency-ms" => {
+                let v = value();
+                latency_ms = v.parse().unwrap_or_else(|_| usage(&format!("--latency-ms must be a number, got `{v}`")));
+            }
             "-h" | "--help" => {
-                println!("usage: fake-kube --kubeconfig PATH [--context NAME] [--workloads N]");
+                println!("usage: fake-kube --kubeconfig PATH [--context NAME] [--workloads N] [--latency-ms MS]");
                 return;
             }
             other => usage(&format!("unknown argument `{other}`")),
@@ -45,6 +51,7 @@ fn main() {
     }
     let Some(kubeconfig) = kubeconfig else { usage("--kubeconfig PATH is required") };
     let kube = FakeKube::start();
+    kube.set_latency(std::time::Duration::from_millis(latency_ms));
     let container =
         |name: &str| Container::new(name).request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi");
     kube.add_namespace("assistant");

@@ -165,12 +165,12 @@ pub fn by_kind(name: &str) -> Option<&'static ResourceType> {
     })
 }
 
-/// `GET /version`.
-pub fn version() -> Value {
+/// `GET /version` for a server of version 1.`minor`.0.
+pub fn version(minor: u32) -> Value {
     json!({
         "major": "1",
-        "minor": "32",
-        "gitVersion": "v1.32.0",
+        "minor": minor.to_string(),
+        "gitVersion": format!("v1.{minor}.0"),
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",

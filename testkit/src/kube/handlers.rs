@@ -20,11 +20,23 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub fn route(shared: &Arc<Shared>, req: &Req) -> Result<Reply, ApiError> {
+    {
+        let mut state = shared.lock();
+        let hit = state
+            .faults
+            .fail_next_request
+            .iter()
+            .position(|(method, part, _, _)| *method == req.method && req.path.contains(part.as_str()));
+        if let Some(i) = hit {
+            let (_, _, code, message) = state.faults.fail_next_request.remove(i);
+            return Err(ApiError::new(code, message));
+        }
+    }
     let segs: Vec<&str> = req.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let ok = |v: Value| Ok(Reply::Json(200, v));
     if req.method == "GET" {
         match segs.as_slice() {
-            ["version"] => return ok(discovery::version()),
+            ["version"] => return ok(discovery::version(shared.lock().server_minor)),
             ["api"] => return ok(discovery::api_versions(&shared.address)),
             ["apis"] => return ok(discovery::api_group_list()),
             ["apis", group] => return discovery::api_group(group).map_or_else(|| Err(not_found_path()), ok),

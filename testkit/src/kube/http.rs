@@ -158,6 +158,10 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
         body,
         warnings: std::cell::RefCell::default(),
     };
+    let latency = shared.lock().latency;
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
     let reply = route(shared, &req).unwrap_or_else(|e| Reply::Json(e.code, e.to_status()));
     let status = match &reply {
         Reply::Json(code, _) => *code,

@@ -46,11 +46,16 @@ pub struct Faults {
     pub denied: BTreeSet<(String, String)>,
     /// Emulate the HPA controller: keep every HPA target's replicas within [min, max].
     pub hpa_controller: bool,
+    /// One-shot failures of any request: (method, path part, status, message).
+    pub fail_next_request: Vec<(String, String, u16, String)>,
 }
 
 /// Everything behind the lock.
-#[derive(Default)]
 pub struct State {
+    /// The minor version `GET /version` reports (1.<minor>.0).
+    pub server_minor: u32,
+    /// Time spent before answering each request.
+    pub latency: Duration,
     pub objects: BTreeMap<Key, Value>,
     pub ownership: BTreeMap<Key, Ownership>,
     pub rv: u64,
@@ -69,6 +74,24 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     pub address: String,
     pub token: String,
+}
+
+impl State {
+    /// An empty store for a server reporting v1.32.0, without latency.
+    pub fn new() -> State {
+        State {
+            server_minor: 32,
+            latency: Duration::ZERO,
+            objects: BTreeMap::new(),
+            ownership: BTreeMap::new(),
+            rv: 0,
+            events: Vec::new(),
+            log: Vec::new(),
+            faults: Faults::default(),
+            next_uid: 0,
+            pending: Vec::new(),
+        }
+    }
 }
 
 impl Shared {
