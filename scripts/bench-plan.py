@@ -61,6 +61,18 @@ def measure(argv, runs, env):
     return statistics.median(times), max(rss for _, rss in samples)
 
 
+def instructions(argv, env):
+    """Instructions executed (valgrind callgrind): a figure that does not depend on machine load."""
+    with tempfile.TemporaryDirectory() as cwd:
+        out = os.path.join(cwd, "cg.out")
+        res = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+                             cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in res.stderr.splitlines():
+            if "Collected :" in line:
+                return int(line.split(":")[-1].strip().replace(",", ""))
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=31)
@@ -87,6 +99,11 @@ def main():
         per[n] = med / n
         goal = "  (goal <= 150 ms, <= 50 MiB)" if n == 2000 else ""
         print(f"{n:>5} workloads: median {med * 1000:8.2f} ms, peak {rss / 1024:6.1f} MiB, {med / n * 1e6:7.1f} us/workload{goal}")
+    if shutil.which("valgrind"):
+        prod = instructions([binary] + PROD, env)
+        big = instructions([binary] + synthetic(2000), env)
+        if prod and big:
+            print(f"instructions (callgrind, load-independent): prod plan {prod / 1e6:.1f} M, 2000 workloads {big / 1e6:.0f} M")
     print(f"growth 200 -> 2000 workloads: time x{per[2000] * 2000 / (per[200] * 200):.1f} for 10x the workloads (linear = 10)")
 
 

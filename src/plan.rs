@@ -624,6 +624,7 @@ impl ScalePlan {
     /// Workloads named by the plan's actions, in first-seen order.
     pub fn workloads(&self) -> Vec<(WorkloadKind, String)> {
         let mut out: Vec<(WorkloadKind, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for action in &self.actions {
             let w = match action {
                 Action::ScaleWorkload(a) => (a.kind, a.name.clone()),
@@ -635,7 +636,7 @@ impl ScalePlan {
                 }
                 Action::DeleteHpa(_) => continue,
             };
-            if !out.contains(&w) {
+            if seen.insert(w.clone()) {
                 out.push(w);
             }
         }

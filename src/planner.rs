@@ -71,7 +71,28 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
     }
 
     let any_hpa = resolved.iter().any(|r| r.governing_hpa().is_some());
-    let any_unnamed = actions.iter().any(|a| matches!(a, Action::UpdateResources(u) if u.container.is_none()));
+    let unnamed: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::UpdateResources(u) if u.container.is_none() => Some(format!("{}/{}", u.kind, u.name)),
+            _ => None,
+        })
+        .collect();
+    let any_unnamed = !unnamed.is_empty();
+    if any_unnamed {
+        // One note for all of them: the rule is the same, and large plans stay small.
+        let shown = if unnamed.len() > 10 {
+            format!("{} and {} more", unnamed[..10].join(", "), unnamed.len() - 10)
+        } else {
+            unnamed.join(", ")
+        };
+        findings.push(Finding {
+            severity: Severity::Info,
+            code: "container_chosen_at_execution".into(),
+            workload: None,
+            message: format!("no container named for {shown}: execution picks {CONTAINER_RULE}"),
+        });
+    }
     let mut plan = ScalePlan {
         api_version: crate::plan::API_VERSION.into(),
         kind: crate::plan::KIND.into(),
@@ -404,19 +425,6 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
     }
 
     if !w.requests.is_empty() || !w.limits.is_empty() {
-        let container = r.container.as_deref();
-        match (container, r.observed) {
-            (None, _) => out.push(finding(
-                I,
-                "container_chosen_at_execution",
-                name,
-                format!("{obj}: no container named; execution picks {CONTAINER_RULE}"),
-            )),
-            (Some(c), None) => {
-                out.push(finding(I, "container", name, format!("{obj}: resources change on container {c} only")))
-            }
-            (Some(_), Some(_)) => {}
-        }
         let before = r.observed_container();
         let mut changes = false;
         for (which, planned, observed) in
@@ -464,13 +472,13 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
             let how = if w.kind == crate::plan::WorkloadKind::StatefulSet {
                 "one pod at a time, from the highest ordinal"
             } else {
-                "by a rolling update (surge pods run beside the old ones until it completes)"
+                "by a rolling update"
             };
             out.push(finding(
                 I,
                 "rolling_restart",
                 name,
-                format!("{obj}: a resource change replaces every pod of the workload, {how}"),
+                format!("{obj}: the resource change replaces every pod, {how}"),
             ));
         } else {
             out.push(finding(

@@ -1,6 +1,7 @@
 //! The scaling request: flags and the config file merged (flags win) and validated, with every
 //! problem reported at once. The planner consumes a [`ScaleRequest`] and never sees flags.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::cli::{FailOn, PlanOptions};
@@ -120,8 +121,11 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
     }
 
     let mut workloads: Vec<WorkloadRequest> = Vec::new();
+    // name → position in `workloads`: lookups stay O(1) for plans of thousands of workloads.
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut default_hpa: Option<HpaSpec> = None;
-    let mut hpa_from_file = Vec::new();
+    // Workloads with their own HPA (file or named --hpa): an unnamed --hpa does not replace it.
+    let mut hpa_from_file: HashSet<String> = HashSet::new();
 
     // The file first ...
     if let Some(h) = &t.hpa {
@@ -133,7 +137,7 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
         if !check_name(&mut p, &input, kind, &w.name) {
             continue;
         }
-        if workloads.iter().any(|x| x.name == w.name) {
+        if index.contains_key(&w.name) {
             p.push(&input, format!("workload `{}` is listed twice", w.name), "list each workload once");
             continue;
         }
@@ -152,14 +156,15 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
             set_quantity(&mut p, &format!("{input}.limits.{key}"), &mut wr.limits, key, &q.0);
         }
         if let Some(h) = &w.hpa {
-            hpa_from_file.push(w.name.clone());
+            hpa_from_file.insert(w.name.clone());
             wr.hpa = Some(hpa_spec(h));
         }
+        index.insert(wr.name.clone(), workloads.len());
         workloads.push(wr);
     }
 
     // ... then the flags, which override it.
-    let mut flag_names: Vec<String> = Vec::new();
+    let mut flag_names: HashSet<String> = HashSet::new();
     for raw in &opts.workloads {
         let input = format!("--workload={raw}");
         let parts: Vec<&str> = raw.split(':').collect();
@@ -182,12 +187,11 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
                 }
             },
         };
-        if flag_names.iter().any(|n| n == name) {
+        if !flag_names.insert(name.to_string()) {
             p.push(&input, format!("workload `{name}` is given twice"), "give each workload once");
             continue;
         }
-        flag_names.push(name.to_string());
-        match workloads.iter_mut().find(|w| w.name == name) {
+        match index.get(name).map(|&i| &mut workloads[i]) {
             Some(w) => {
                 w.kind = kind;
                 if replicas.is_some() {
@@ -197,14 +201,15 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
             None => {
                 let mut wr = WorkloadRequest::new(kind, name);
                 wr.replicas = replicas;
+                index.insert(wr.name.clone(), workloads.len());
                 workloads.push(wr);
             }
         }
     }
 
-    let mut flag_containers: Vec<(String, String)> = Vec::new();
+    let mut flag_containers: HashMap<String, String> = HashMap::new();
     for (flag, raws) in [("--req", &opts.requests), ("--lim", &opts.limits)] {
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for raw in raws {
             let input = format!("{flag}={raw}");
             let Some((who, pairs)) = raw.split_once(':') else {
@@ -215,7 +220,7 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
                 Some((n, c)) => (n, Some(c)),
                 None => (who, None),
             };
-            if seen.iter().any(|s| s == name) {
+            if !seen.insert(name.to_string()) {
                 p.push(
                     &input,
                     format!("{flag} for `{name}` is given twice"),
@@ -223,8 +228,7 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
                 );
                 continue;
             }
-            seen.push(name.to_string());
-            let Some(w) = workloads.iter_mut().find(|w| w.name == name) else {
+            let Some(w) = index.get(name).map(|&i| &mut workloads[i]) else {
                 p.push(
                     &input,
                     format!("`{name}` is not one of the requested workloads"),
@@ -235,14 +239,14 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
             if let Some(c) = container {
                 if let Err(e) = names::dns1123_label(c) {
                     p.push(&input, format!("container `{c}` {e}"), names::LABEL_HELP);
-                } else if let Some((_, prev)) = flag_containers.iter().find(|(n, prev)| n == name && prev != c) {
+                } else if let Some(prev) = flag_containers.get(name).filter(|prev| prev.as_str() != c) {
                     p.push(
                         &input,
                         format!("container `{c}` differs from `{prev}` named for `{name}` in another flag"),
                         "one container per workload per plan",
                     );
                 } else {
-                    flag_containers.push((name.to_string(), c.to_string()));
+                    flag_containers.insert(name.to_string(), c.to_string());
                     w.container = Some(c.to_string());
                 }
             }
@@ -281,11 +285,10 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
                     }
                 }
             }
-            Some(n) => match workloads.iter_mut().find(|w| w.name == n) {
+            Some(n) => match index.get(n).map(|&i| &mut workloads[i]) {
                 Some(w) => {
                     w.hpa = Some(spec);
-                    hpa_from_file.retain(|x| x != n);
-                    hpa_from_file.push(n.to_string());
+                    hpa_from_file.insert(n.to_string());
                 }
                 None => p.push(
                     &input,
