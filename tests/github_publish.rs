@@ -483,3 +483,12 @@ fn an_unreachable_api_is_reported_after_bounded_attempts() {
     assert!(text.contains("no answer from GitHub after 4 attempt(s)"), "{text}");
     assert!(!text.contains("ghp_unused"), "{text}");
 }
+
+#[test]
+fn a_rate_limit_that_never_lifts_ends_after_the_attempts() {
+    let fake = FakeGitHub::start();
+    fake.inject(Fault::new("GET", "/contents/", FaultKind::TooManyRequests { retry_after: 0 }).times(10));
+    let err = publish_with(&env_for(&fake), &input(plan("2026-01-01T00:00:00Z", 6))).expect_err("limited");
+    assert!(err.to_string().contains("rate limit still refused"), "{err}");
+    assert_eq!(fake.requests().len(), 4, "{}", log(&fake));
+}

@@ -184,6 +184,8 @@ pub enum ApiErrorKind {
     Network { detail: String, attempts: u32 },
     /// A rate limit asked for a longer wait than allowed.
     RateLimited { wait: Duration, bound: Duration },
+    /// Still rate-limited after every attempt.
+    StillRateLimited { attempts: u32 },
     /// The answer could not be understood.
     Decode(String),
 }
@@ -275,6 +277,11 @@ impl std::fmt::Display for ApiError {
                 wait.as_secs(),
                 bound.as_secs()
             ),
+            ApiErrorKind::StillRateLimited { attempts } => write!(
+                f,
+                "cannot {}: GitHub's rate limit still refused {what} after {attempts} attempts\n  help: run again later",
+                self.purpose
+            ),
             ApiErrorKind::Decode(detail) => write!(f, "cannot {}: {what}: {detail}", self.purpose),
         }
     }
@@ -345,10 +352,11 @@ impl Client {
                                 self.error(req, ApiErrorKind::RateLimited { wait, bound: self.cfg.max_retry_wait })
                             );
                         }
-                        if !last {
-                            std::thread::sleep(wait);
-                            continue;
+                        if last {
+                            return Err(self.error(req, ApiErrorKind::StillRateLimited { attempts: attempt }));
                         }
+                        std::thread::sleep(wait);
+                        continue;
                     }
                     if resp.status >= 500 && !last {
                         if !req.repeatable

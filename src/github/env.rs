@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use super::Repo;
 use super::client::{ClientConfig, Token};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A snapshot of environment variables. Its `Debug` lists names only: values include the token.
 #[derive(Clone, Default)]
@@ -256,11 +256,6 @@ fn default_branch_hint(env: &Env, repo: &Repo, event_path: Option<&std::path::Pa
         return env.get("GITHUB_REF").and_then(|r| r.strip_prefix("refs/heads/")).map(str::to_string);
     }
     None
-}
-
-/// An [`Error::Failed`] carrying `message`.
-pub fn failed(message: impl Into<String>) -> Error {
-    Error::Failed(anyhow::anyhow!(message.into()))
 }
 
 #[cfg(test)]

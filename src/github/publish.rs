@@ -112,7 +112,12 @@ impl Pull {
     fn from_json(v: &Value) -> Option<Pull> {
         Some(Pull {
             number: v.get("number")?.as_u64()?,
-            html_url: v.get("html_url")?.as_str()?.to_string(),
+            // It goes to stdout and GITHUB_OUTPUT as one `outputs_uri=` line: a URL, one line.
+            html_url: v
+                .get("html_url")?
+                .as_str()
+                .filter(|u| u.starts_with("http") && !u.contains(|c: char| c.is_control() || c.is_whitespace()))?
+                .to_string(),
             labels: v
                 .get("labels")
                 .and_then(Value::as_array)
