@@ -577,6 +577,21 @@ impl ScalePlan {
             if !seen.insert((action.name(), action.object())) {
                 p.push(&at, format!("{} appears twice", action.object()), "one action of each type per object");
             }
+            // The restore-plan actions set the same fields as their forward counterparts.
+            let twin = match action {
+                Action::RestoreResources(_) => Some("update_resources"),
+                Action::DeleteHpa(_) => Some("apply_hpa"),
+                _ => None,
+            };
+            if let Some(twin) = twin
+                && self.actions.iter().any(|a| a.name() == twin && a.object() == action.object())
+            {
+                p.push(
+                    &at,
+                    format!("{} also has a {twin} action; both would set the same fields", action.object()),
+                    format!("keep either {} or {twin} for an object", action.name()),
+                );
+            }
             match action {
                 Action::ScaleWorkload(a) => {
                     check_workload_name(&mut p, &at, a.kind, &a.name);
@@ -586,10 +601,10 @@ impl ScalePlan {
                 }
                 Action::UpdateResources(a) => {
                     check_workload_name(&mut p, &at, a.kind, &a.name);
-                    if let Some(c) = &a.container {
-                        if let Err(e) = names::dns1123_label(c) {
-                            p.push(&at, format!("container `{c}` {e}"), names::LABEL_HELP);
-                        }
+                    if let Some(c) = &a.container
+                        && let Err(e) = names::dns1123_label(c)
+                    {
+                        p.push(&at, format!("container `{c}` {e}"), names::LABEL_HELP);
                     }
                     if a.requests.is_empty() && a.limits.is_empty() {
                         p.push(&at, "neither requests nor limits are set", "requests and/or limits with cpu/memory");
@@ -654,20 +669,20 @@ fn check_workload_name(p: &mut Problems, at: &str, kind: WorkloadKind, name: &st
 pub fn check_resources(p: &mut Problems, at: &str, requests: &ResourceList, limits: &ResourceList) {
     for r in [Resource::Cpu, Resource::Memory] {
         for (which, list) in [("request", requests), ("limit", limits)] {
-            if let Some(q) = list.get(r) {
-                if let Err((message, help)) = r.quantity(q.as_str()) {
-                    p.push(at, format!("{which}: {message}"), help);
-                }
+            if let Some(q) = list.get(r)
+                && let Err((message, help)) = r.quantity(q.as_str())
+            {
+                p.push(at, format!("{which}: {message}"), help);
             }
         }
-        if let (Some(req), Some(lim)) = (requests.get(r), limits.get(r)) {
-            if lim < req {
-                p.push(
-                    at,
-                    format!("{r} limit {lim} is below the {r} request {req}; the API server rejects it"),
-                    format!("set the {r} limit to at least the request"),
-                );
-            }
+        if let (Some(req), Some(lim)) = (requests.get(r), limits.get(r))
+            && lim < req
+        {
+            p.push(
+                at,
+                format!("{r} limit {lim} is below the {r} request {req}; the API server rejects it"),
+                format!("set the {r} limit to at least the request"),
+            );
         }
     }
 }
@@ -680,10 +695,10 @@ pub fn check_hpa(p: &mut Problems, at: &str, hpa: &HpaSpec) {
     if hpa.max < hpa.min {
         p.push(at, format!("HPA max {} is below min {}", hpa.max, hpa.min), "max:N with N ≥ min");
     }
-    if let Some(cpu) = hpa.target_cpu {
-        if cpu < 1 {
-            p.push(at, format!("HPA CPU target {cpu}% is below 1%"), "cpu:P with P ≥ 1 (percent of the CPU request)");
-        }
+    if let Some(cpu) = hpa.target_cpu
+        && cpu < 1
+    {
+        p.push(at, format!("HPA CPU target {cpu}% is below 1%"), "cpu:P with P ≥ 1 (percent of the CPU request)");
     }
 }
 

@@ -159,15 +159,13 @@ fn quota_findings(cap: &capacity::Capacity) -> Vec<Finding> {
         });
     }
     for row in cap.quota.iter().filter(|r| !r.exceeded()) {
-        if let Some(problem) = &row.problem {
-            if row.fits.iter().all(Option::is_none) && row.hard.is_some() {
-                out.push(Finding {
-                    severity: Severity::Warning,
-                    code: "quota_unchecked".into(),
-                    workload: None,
-                    message: format!("ResourceQuota {} `{}`: {problem}", row.quota, row.key),
-                });
-            }
+        if let Some(problem) = &row.problem && row.fits.iter().all(Option::is_none) && row.hard.is_some() {
+            out.push(Finding {
+                severity: Severity::Warning,
+                code: "quota_unchecked".into(),
+                workload: None,
+                message: format!("ResourceQuota {} `{}`: {problem}", row.quota, row.key),
+            });
         }
     }
     out
@@ -211,23 +209,21 @@ fn resolve<'a>(req: &'a ScaleRequest, live: Option<&'a ClusterState>) -> Result<
     let mut out = Vec::new();
     for w in &req.workloads {
         let observed = live.and_then(|s| s.workload(w.kind, &w.name));
-        if let Some(state) = live {
-            if observed.is_none() {
-                let present: Vec<String> = state.workloads.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
-                p.push(
-                    format!("--workload={}:{}", w.kind, w.name),
-                    format!(
-                        "{}/{} does not exist in namespace {} (context {})",
-                        w.kind, w.name, req.namespace, req.kube_context
-                    ),
-                    if present.is_empty() {
-                        "the namespace has no Deployments or StatefulSets; check --namespace and --context".to_string()
-                    } else {
-                        format!("workloads in the namespace: {}", present.join(", "))
-                    },
-                );
-                continue;
-            }
+        if let Some(state) = live && observed.is_none() {
+            let present: Vec<String> = state.workloads.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+            p.push(
+                format!("--workload={}:{}", w.kind, w.name),
+                format!(
+                    "{}/{} does not exist in namespace {} (context {})",
+                    w.kind, w.name, req.namespace, req.kube_context
+                ),
+                if present.is_empty() {
+                    "the namespace has no Deployments or StatefulSets; check --namespace and --context".to_string()
+                } else {
+                    format!("workloads in the namespace: {}", present.join(", "))
+                },
+            );
+            continue;
         }
         let wants_resources = !w.requests.is_empty() || !w.limits.is_empty();
         let container = match (observed, &w.container) {
@@ -373,15 +369,13 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
                 out.push(finding(W, "scale_to_zero", name, format!("{obj}: replicas {from} → 0 stops every pod")));
             }
         }
-        if w.kind == crate::plan::WorkloadKind::StatefulSet {
-            if let Some(from) = observed_replicas.filter(|&f| f > to) {
-                out.push(finding(
-                    I,
-                    "statefulset_scale_down_keeps_volumes",
-                    name,
-                    format!("{obj}: scaling {from} → {to} removes pods from the highest ordinal; their PersistentVolumeClaims are retained (unless whenScaled: Delete) and reattach on scale-up"),
-                ));
-            }
+        if w.kind == crate::plan::WorkloadKind::StatefulSet && let Some(from) = observed_replicas.filter(|&f| f > to) {
+            out.push(finding(
+                I,
+                "statefulset_scale_down_keeps_volumes",
+                name,
+                format!("{obj}: scaling {from} → {to} removes pods from the highest ordinal; their PersistentVolumeClaims are retained (unless whenScaled: Delete) and reattach on scale-up"),
+            ));
         }
     }
 
@@ -456,15 +450,13 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
             for res in [Resource::Cpu, Resource::Memory] {
                 let req = w.requests.get(res).or(b.requests.get(res));
                 let lim = w.limits.get(res).or(b.limits.get(res));
-                if let (Some(req), Some(lim)) = (req, lim) {
-                    if lim < req {
-                        out.push(finding(
-                            E,
-                            "limit_below_request",
-                            name,
-                            format!("{obj}: after the change the {res} request {req} exceeds the live {res} limit {lim}; the API server will reject it; set --lim for {res} too"),
-                        ));
-                    }
+                if let (Some(req), Some(lim)) = (req, lim) && lim < req {
+                    out.push(finding(
+                        E,
+                        "limit_below_request",
+                        name,
+                        format!("{obj}: after the change the {res} request {req} exceeds the live {res} limit {lim}; the API server will reject it; set --lim for {res} too"),
+                    ));
                 }
             }
         }
@@ -558,20 +550,18 @@ fn rollback_hints(req: &ScaleRequest, resolved: &[Resolved]) -> Vec<String> {
         if w.replicas.is_some() && r.governing_hpa().is_none() {
             hints.push(format!("kubectl -n {ns} scale {target} --replicas={}", o.replicas));
         }
-        if let Some(c) = r.observed_container() {
-            if !w.requests.is_empty() || !w.limits.is_empty() {
-                let mut parts = Vec::new();
-                if !c.requests.is_empty() {
-                    parts.push(format!("--requests={}", c.requests.to_kubectl()));
-                }
-                if !c.limits.is_empty() {
-                    parts.push(format!("--limits={}", c.limits.to_kubectl()));
-                }
-                if parts.is_empty() {
-                    parts.push("(the container had no cpu/memory requests or limits; remove the ones set)".into());
-                }
-                hints.push(format!("kubectl -n {ns} set resources {target} -c {} {}", c.name, parts.join(" ")));
+        if let Some(c) = r.observed_container() && (!w.requests.is_empty() || !w.limits.is_empty()) {
+            let mut parts = Vec::new();
+            if !c.requests.is_empty() {
+                parts.push(format!("--requests={}", c.requests.to_kubectl()));
             }
+            if !c.limits.is_empty() {
+                parts.push(format!("--limits={}", c.limits.to_kubectl()));
+            }
+            if parts.is_empty() {
+                parts.push("(the container had no cpu/memory requests or limits; remove the ones set)".into());
+            }
+            hints.push(format!("kubectl -n {ns} set resources {target} -c {} {}", c.name, parts.join(" ")));
         }
         if w.hpa.is_some() {
             match &o.hpa {

@@ -268,11 +268,9 @@ fn split(s: &str) -> Result<(bool, &str, &str, &str), QuantityError> {
     let bytes = s.as_bytes();
     let mut pos = 0;
     let mut negative = false;
-    if let Some(&c) = bytes.first() {
-        if c == b'-' || c == b'+' {
-            negative = c == b'-';
-            pos = 1;
-        }
+    if let Some(&c) = bytes.first() && (c == b'-' || c == b'+') {
+        negative = c == b'-';
+        pos = 1;
     }
     let int_start = pos;
     while pos < bytes.len() && bytes[pos].is_ascii_digit() {
