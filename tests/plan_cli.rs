@@ -596,3 +596,31 @@ fn detect_failure_is_reported_without_writing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not be read"));
 }
+
+#[test]
+fn apply_without_credentials_keeps_the_prototype_contract_and_warns() {
+    for flag in ["--apply", "--propose"] {
+        let r = Run::new();
+        let output_file = r.path("github_output");
+        std::fs::write(&output_file, "").expect("create");
+        let r = r.env("GITHUB_OUTPUT", output_file.display().to_string());
+        let mut args: Vec<&str> = PROD.iter().filter(|a| **a != "--dry-run").copied().collect();
+        args.push(flag);
+        args.push("--out=out");
+        let out = r.run(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag}: {stderr}");
+        assert!(stdout.ends_with("outputs_uri=\nawaiting_approval\n"), "{flag}: {stdout}");
+        assert!(stderr.contains("GITHUB_TOKEN") && stderr.contains("GITHUB_REPOSITORY"), "{flag}: {stderr}");
+        let outputs = std::fs::read_to_string(&output_file).expect("outputs");
+        assert!(outputs.contains("status") && outputs.contains("awaiting_approval"), "{outputs}");
+        assert!(outputs.contains("plan_sha256"), "{outputs}");
+    }
+    let mut args: Vec<&str> = PROD.iter().filter(|a| **a != "--dry-run").copied().collect();
+    args.extend(["--apply", "--require-pr", "--out=out"]);
+    let out = Run::new().run(&args);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("awaiting_approval"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GITHUB_TOKEN"));
+}
