@@ -182,38 +182,35 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
     });
     match reply {
         Reply::Json(code, value) => {
-            let data = serde_json::to_vec(&value).unwrap_or_default();
-            let mut response = tiny_http::Response::from_data(data).with_status_code(code).with_header(json_header());
+            let body = serde_json::to_vec(&value).unwrap_or_default();
+            let mut head = format!(
+                "HTTP/1.1 {code} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                tiny_http::StatusCode(code).default_reason_phrase(),
+                body.len()
+            );
             for w in req.warnings.borrow().iter() {
-                let value = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
-                if let Ok(h) = tiny_http::Header::from_bytes(&b"Warning"[..], value.as_bytes()) {
-                    response.add_header(h);
-                }
+                head.push_str(&format!("Warning: 299 - {}\r\n", serde_json::to_string(w).unwrap_or_default()));
             }
-            let _ = request.respond(response);
+            head.push_str("\r\n");
+            let mut response = head.into_bytes();
+            response.extend_from_slice(&body);
+            let mut writer = request.into_writer();
+            let _ = writer.write_all(&response).and_then(|()| writer.flush());
         }
         Reply::Watch(spec) => {
             let mut writer = request.into_writer();
             let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-            if writer.write_all(head.as_bytes()).and_then(|()| writer.flush()).is_ok() {
-                stream_watch(shared, &spec, &mut writer);
-            }
+            stream_watch(shared, &spec, head.as_bytes().to_vec(), &mut writer);
         }
     }
 }
 
-pub fn json_header() -> tiny_http::Header {
-    tiny_http::Header {
-        field: "Content-Type".parse().expect("static header name"),
-        value: "application/json".parse().expect("static header value"),
-    }
-}
-
-pub fn write_chunk(writer: &mut dyn Write, data: &[u8]) -> std::io::Result<()> {
-    write!(writer, "{:x}\r\n", data.len())?;
-    writer.write_all(data)?;
-    writer.write_all(b"\r\n")?;
-    writer.flush()
+/// One chunk of a chunked body.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 pub fn event_line(kind: &str, object: Value) -> Vec<u8> {
@@ -222,61 +219,52 @@ pub fn event_line(kind: &str, object: Value) -> Vec<u8> {
     line
 }
 
-pub fn stream_watch(shared: &Arc<Shared>, spec: &WatchSpec, writer: &mut dyn Write) {
+/// Streams watch events. Everything due at once (the response head, the initial events, a batch of
+/// changes) goes out in a single write: tiny_http's socket has Nagle on, and a second small segment
+/// would wait for the client's delayed ACK (~40 ms).
+pub fn stream_watch(shared: &Arc<Shared>, spec: &WatchSpec, head: Vec<u8>, writer: &mut dyn Write) {
     let t = spec.t;
     let matches = |key: &Key, obj: &Value| {
         key.0 == t.storage && spec.namespace.as_ref().is_none_or(|ns| *ns == key.1) && spec.selector.matches(obj)
     };
+    let mut out = head;
     let mut state = shared.lock();
     let mut last = match spec.since {
         Some(rv) => rv,
         None => {
             // resourceVersion 0 or absent: synthetic ADDED events for the current state first.
-            let initial: Vec<Vec<u8>> = state
-                .objects
-                .iter()
-                .filter(|(k, o)| matches(k, o))
-                .map(|(_, o)| event_line("ADDED", present(t, o)))
-                .collect();
-            let rv = state.rv;
-            drop(state);
-            for line in initial {
-                if write_chunk(writer, &line).is_err() {
-                    return;
-                }
+            for (_, o) in state.objects.iter().filter(|(k, o)| matches(k, o)) {
+                out.extend(chunk(&event_line("ADDED", present(t, o))));
             }
-            state = shared.lock();
-            rv
+            state.rv
         }
     };
     let mut last_sent = Instant::now();
     loop {
-        let lines: Vec<Vec<u8>> = state
-            .events
-            .iter()
-            .filter(|e| e.rv > last && matches(&e.key, &e.object))
-            .map(|e| event_line(e.kind, present(t, &e.object)))
-            .collect();
+        for e in state.events.iter().filter(|e| e.rv > last && matches(&e.key, &e.object)) {
+            out.extend(chunk(&event_line(e.kind, present(t, &e.object))));
+        }
         last = state.rv;
         drop(state);
-        for line in &lines {
-            if write_chunk(writer, line).is_err() {
-                return;
-            }
-            last_sent = Instant::now();
-        }
-        if shared.shutdown.load(Ordering::SeqCst) || Instant::now() >= spec.deadline {
-            let _ = writer.write_all(b"0\r\n\r\n").and_then(|()| writer.flush());
-            return;
-        }
+        let ending = shared.shutdown.load(Ordering::SeqCst) || Instant::now() >= spec.deadline;
         // Bookmarks keep the stream alive and tell us when the client has gone away.
-        if spec.bookmarks && last_sent.elapsed() >= Duration::from_secs(1) {
+        if out.is_empty() && spec.bookmarks && last_sent.elapsed() >= Duration::from_secs(1) {
             let bookmark = json!({"kind": t.kind, "apiVersion": t.api_version(),
                                   "metadata": {"resourceVersion": last.to_string()}});
-            if write_chunk(writer, &event_line("BOOKMARK", bookmark)).is_err() {
+            out.extend(chunk(&event_line("BOOKMARK", bookmark)));
+        }
+        if ending {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        if !out.is_empty() {
+            if writer.write_all(&out).and_then(|()| writer.flush()).is_err() {
                 return;
             }
+            out.clear();
             last_sent = Instant::now();
+        }
+        if ending {
+            return;
         }
         state = shared.lock();
         if state.rv == last {
