@@ -240,3 +240,28 @@ fn latency_delays_every_answer() {
     assert_eq!(get(&kube, "/version").status, 200);
     assert!(started.elapsed() >= Duration::from_millis(120));
 }
+
+/// Regression: tiny_http wrote headers and body in separate segments, and with Nagle on the body
+/// waited for the client's delayed ACK: ~40 ms per response on a kept-alive connection, as kubectl
+/// uses. Twenty requests must take far less than 20 × 40 ms.
+#[test]
+fn kept_alive_responses_are_not_delayed_by_nagle() {
+    let kube = kube_with_web();
+    let stream = TcpStream::connect(host_port(&kube)).unwrap();
+    stream.set_nodelay(true).unwrap(); // as Go's HTTP client (kubectl) does
+    let mut w = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let body = r#"{"metadata":{"labels":{"tier":"web"}}}"#;
+    let started = Instant::now();
+    for _ in 0..20 {
+        let request = format!(
+            "PATCH {WEB}?dryRun=All HTTP/1.1\r\nHost: x\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        w.write_all(request.as_bytes()).unwrap();
+        let (status, headers) = read_head(&mut reader);
+        assert_eq!(status, 200);
+        assert!(read_body(&mut reader, &headers).len() > 1024);
+    }
+    assert!(started.elapsed() < Duration::from_millis(400), "20 responses took {:?}", started.elapsed());
+}
