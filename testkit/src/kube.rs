@@ -4,7 +4,7 @@
 //! objects in memory, and stops when the [`FakeKube`] handle is dropped (watch streams included).
 //!
 //! # What it serves
-//! - `GET /version` (v1.32.0), legacy discovery (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
+//! - `GET /version` (v1.32.0 unless [`FakeKube::set_server_minor`]), legacy discovery (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
 //!   `/apis/autoscaling/v2`, `/apis/autoscaling/v1`, `/apis/policy/v1`, `/apis/authorization.k8s.io/v1`)
 //!   with verbs and the `scale`/`status` subresources; `/openapi/v3` plus one document per group/version
 //!   whose PATCH operations carry `x-kubernetes-group-version-kind` and the `fieldValidation` parameter.
@@ -36,9 +36,15 @@
 //!   minReplicas < 1, maxReplicas < 1 or < minReplicas, averageUtilization < 1, behavior bounds.
 //!   Malformed quantities are a 400 decode error. Unknown objects are 404 `NotFound`.
 //!
-//! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), metrics (the opt-in HPA
-//! controller of [`FakeKube::run_hpa_controller`] only clamps replicas into [min, max]), quota admission, Table output (`kubectl get` without `-o`
-//! prints only names), protobuf responses, `/openapi/v2`.
+//! Faults and knobs: [`FakeKube::fail_next_patch`], [`FakeKube::fail_next_request`] (any verb, e.g. a
+//! 500 on a GET), [`FakeKube::fail_on_dry_run`] (admission-style rejection), [`FakeKube::conflict_on_apply`],
+//! rollout modes (delayed, stuck, `ProgressDeadlineExceeded`, `ReplicaFailure`), [`FakeKube::deny`]
+//! (`auth can-i`), [`FakeKube::run_hpa_controller`] (clamps HPA targets into [min, max]),
+//! [`FakeKube::set_latency`] (for benchmarks).
+//!
+//! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), metrics, quota admission,
+//! Table output (`kubectl get` without `-o` prints only names and ages), protobuf responses,
+//! `/openapi/v2`.
 //!
 //! # kubectl versions
 //! Tested with the real kubectl 1.27, 1.29, 1.32 and 1.33 (`tests/kube_kubectl.rs`). kubectl 1.29 …
