@@ -11,13 +11,9 @@
 # Same machine, same run, same kubectl, a fresh fake cluster and discovery cache for every
 # repetition (not timed). Prints each repetition, the medians, the ratio and both process counts.
 #
-# Both approaches reach the fake through scripts/bench-execute-proxy.py, a relay that removes a
-# ~40 ms Nagle/delayed-ACK stall per response the fake (tiny_http, no TCP_NODELAY) adds on
-# kept-alive connections and a real API server does not; DIRECT=1 talks to the fake directly.
-#
 # Usage: scripts/bench-execute.sh            (REPS=3 WORKLOADS=50 by default)
 #        REPS=5 KUBECTL=/path/to/kubectl scripts/bench-execute.sh
-# Needs: cargo, kubectl, python3. Honours CARGO_TARGET_DIR. PROFILE=dev skips the (slow) release build.
+# Needs: cargo, kubectl. Honours CARGO_TARGET_DIR. PROFILE=dev skips the (slow) release build.
 set -euo pipefail
 
 REPS="${REPS:-3}"
@@ -41,17 +37,12 @@ FAKE="$target_dir/$profile_dir/fake-kube"
 
 work="$(mktemp -d)"
 fake_pid=""
-proxy_pid=""
 stop_fake() {
-  local pid
-  for pid in "$proxy_pid" "$fake_pid"; do
-    if [ -n "$pid" ]; then
-      kill "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
-  fake_pid=""
-  proxy_pid=""
+  if [ -n "$fake_pid" ]; then
+    kill "$fake_pid" 2>/dev/null || true
+    wait "$fake_pid" 2>/dev/null || true
+    fake_pid=""
+  fi
 }
 trap 'stop_fake; rm -rf "$work"' EXIT
 
@@ -87,18 +78,6 @@ start_fake() {
   for _ in $(seq 1 200); do grep -q '^kubeconfig=' "$dir/fake.out" 2>/dev/null && break; sleep 0.05; done
   grep -q '^kubeconfig=' "$dir/fake.out" || { echo "error: fake-kube did not start" >&2; cat "$dir/fake.out" >&2; exit 1; }
   export KUBECONFIG="$dir/kubeconfig" KUBECACHEDIR="$dir/cache"
-  if [ "${DIRECT:-0}" != 1 ]; then
-    local url port relay
-    url="$(sed -n 's/^url=//p' "$dir/fake.out")"
-    port="${url##*:}"
-    python3 scripts/bench-execute-proxy.py "$port" > "$dir/proxy.out" &
-    proxy_pid=$!
-    for _ in $(seq 1 200); do [ -s "$dir/proxy.out" ] && break; sleep 0.05; done
-    relay="$(head -n 1 "$dir/proxy.out")"
-    [ -n "$relay" ] || { echo "error: the relay did not start" >&2; exit 1; }
-    sed "s#$url#http://127.0.0.1:$relay#" "$dir/kubeconfig" > "$dir/kubeconfig.relay"
-    export KUBECONFIG="$dir/kubeconfig.relay"
-  fi
 }
 
 now_ms() { date +%s%3N; }
@@ -148,7 +127,6 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[
 
 echo "kubectl: $("$KUBECTL_BIN" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p' | head -n 1)"
 echo "plan: $WORKLOADS workloads, $((WORKLOADS * 3)) actions; $REPS repetitions (alternating)"
-if [ "${DIRECT:-0}" = 1 ]; then echo "connection: direct to the fake"; else echo "connection: through the TCP_NODELAY relay"; fi
 is_times=() proto_times=()
 for r in $(seq 1 "$REPS"); do
   run_infra_scale "$work/is-$r"; is_times+=("$ms"); is_calls="$calls"

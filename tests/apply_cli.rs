@@ -138,6 +138,14 @@ fn bad_plans_exit_2_before_any_kubectl_call() {
         ("oversize", oversize, "the limit is 1048576"),
         ("bad quantity", PROTOTYPE.replace("cpu: 500m", "cpu: 500M"), "500M"),
         ("bad name", PROTOTYPE.replace("name: web\n", "name: Web_1\n"), "Web_1"),
+        (
+            "two actions on the same fields",
+            PROTOTYPE.replace(
+                "rollbackHints:",
+                "  - {action: restore_resources, kind: Deployment, name: web, namespace: assistant, container: web}\nrollbackHints:",
+            ),
+            "Deployment/web also has a update_resources action",
+        ),
     ];
     let mut cases: Vec<(&str, Vec<u8>, &str)> = cases.into_iter().map(|(w, t, e)| (w, t.into_bytes(), e)).collect();
     cases.push(("not UTF-8", b"apiVersion: \xff\n".to_vec(), "not UTF-8"));

@@ -165,7 +165,9 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
         let objects: Vec<String> = members.iter().map(|(_, kind, name)| format!("{kind}/{name}")).collect();
         let precondition = match current {
             Some(c) => format!("only while the live count is still {c}"),
-            None => "<live>: the count read from the cluster just before; the scale fails if it moved".into(),
+            None => "<live>: the count read from the cluster just before, the scale fails if it moved (skipped \
+                     if a live HPA targets the workload)"
+                .into(),
         };
         out.push(Invocation {
             stage: Stage::Scale,
