@@ -42,9 +42,11 @@
 //! (`auth can-i`), [`FakeKube::run_hpa_controller`] (clamps HPA targets into [min, max]),
 //! [`FakeKube::set_latency`] (for benchmarks).
 //!
+//! `kubectl get` without `-o` gets a server-side Table with the usual columns (Deployments: ready,
+//! up-to-date, available, age; HPAs: reference, targets, min/max pods, replicas…).
+//!
 //! Not modelled: pods, ReplicaSets (`kubectl rollout undo` does not work), metrics, quota admission,
-//! Table output (`kubectl get` without `-o` prints only names and ages), protobuf responses,
-//! `/openapi/v2`.
+//! protobuf responses, `/openapi/v2`, Tables for watches (`kubectl get -w`).
 //!
 //! # kubectl versions
 //! Tested with the real kubectl 1.27, 1.29, 1.32 and 1.33 (`tests/kube_kubectl.rs`). kubectl 1.29 …
@@ -89,6 +91,7 @@ pub mod quantity;
 mod schema;
 mod selector;
 mod store;
+mod table;
 mod validation;
 
 pub use http::RecordedRequest;

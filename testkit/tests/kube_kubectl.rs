@@ -211,6 +211,11 @@ fn get_returns_the_stored_object_and_404_for_unknown_ones() {
             "{}",
             missing.stderr
         );
+        // Human output: a server-side Table with the usual columns.
+        let table = c.ok(k, &["get", "deployments", "-n", "assistant"]).stdout;
+        let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], "{table}");
+        assert_eq!(lines[1][..4], ["web", "3/3", "3", "3"], "{table}");
         let ns = c.ok(k, &["get", "namespace", "assistant", "-o", "json"]).json();
         assert_eq!(ns["status"]["phase"], "Active");
         if !k.label.starts_with("1.2") {

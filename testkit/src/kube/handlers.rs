@@ -14,6 +14,7 @@ use super::selector::Selector;
 use super::store::{
     Event, Failure, Shared, State, WriteOp, commit, key, present, reconcile_hpas, strip_server_fields, to_storage,
 };
+use super::table;
 use super::validation::FieldError;
 use serde_json::{Value, json};
 use std::sync::{Arc, MutexGuard};
@@ -73,6 +74,9 @@ pub fn route(shared: &Arc<Shared>, req: &Req) -> Result<Reply, ApiError> {
         ("GET", Some(name), None | Some("status")) => {
             let state = shared.lock();
             let obj = state.objects.get(&key(t, &ns, name)).ok_or_else(|| ApiError::not_found(t, name))?;
+            if table::wanted(&req.accept) {
+                return ok(table::table(t, &[present(t, obj)], state.rv));
+            }
             ok(present(t, obj))
         }
         ("GET", Some(name), Some("scale")) => {
@@ -118,6 +122,9 @@ pub fn list_or_watch(
         .filter(|(k, o)| k.0 == t.storage && ns.as_ref().is_none_or(|n| *n == k.1) && selector.matches(o))
         .map(|(_, o)| present(t, o))
         .collect();
+    if table::wanted(&req.accept) {
+        return Ok(Reply::Json(200, table::table(t, &items, state.rv)));
+    }
     Ok(Reply::Json(
         200,
         json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(),

@@ -105,6 +105,7 @@ pub struct Req {
     pub query: String,
     pub params: Vec<(String, String)>,
     pub content_type: String,
+    pub accept: String,
     pub user_agent: String,
     pub body: Vec<u8>,
     /// `Warning` headers for the response (unknown fields under `fieldValidation=Warn`).
@@ -154,6 +155,7 @@ pub fn serve(shared: &Arc<Shared>, mut request: tiny_http::Request) {
         query: query.to_string(),
         params: parse_query(query),
         content_type: content_type.clone().unwrap_or_default(),
+        accept: accept.clone().unwrap_or_default(),
         user_agent: user_agent.clone().unwrap_or_default(),
         body,
         warnings: std::cell::RefCell::default(),
