@@ -220,7 +220,7 @@ fn get_returns_the_stored_object_and_404_for_unknown_ones() {
         assert_eq!(ns["status"]["phase"], "Active");
         if !k.label.starts_with("1.2") {
             // kubectl ≥1.30 names itself: one session per process, the command per request.
-            assert_eq!(c.kube.kubectl_sessions(), 3);
+            assert_eq!(c.kube.kubectl_sessions(), 4);
             let commands: Vec<Option<String>> = c.kube.requests().iter().map(|r| r.kubectl_command.clone()).collect();
             assert!(commands.iter().flatten().all(|cmd| cmd == "kubectl get"), "{commands:?}");
         }
