@@ -1,10 +1,11 @@
 //! The fake Kubernetes API server driven by the real kubectl, for several kubectl minors: every
 //! scenario runs once per installed version (in parallel threads) and asserts the fake's final state.
 //!
-//! Versions: `/usr/bin/kubectl` (the Google Cloud SDK dispatcher running v1.32; required), and from the
-//! SDK's `bin/` directory kubectl.1.33, kubectl.1.29 and kubectl.1.27 when installed (skipped with a
-//! note otherwise). kubectl ≤1.28 validates manifests against `/openapi/v2`, which the fake does not
-//! serve, so `apply` runs with `--validate=false` there.
+//! Versions: `INFRA_SCALE_TEST_KUBECTLS` (paths separated by `:`) when set; otherwise `/usr/bin/kubectl`
+//! (the Google Cloud SDK dispatcher running v1.32; required), and from the SDK's `bin/` directory
+//! kubectl.1.33, kubectl.1.29 and kubectl.1.27 when installed (skipped with a note otherwise).
+//! kubectl ≤1.28 validates manifests against `/openapi/v2`, which the fake does not serve, so `apply`
+//! runs with `--validate=false` there (the minor is read from `kubectl version --client`).
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -22,15 +23,30 @@ struct Kubectl {
     needs_validate_false: bool,
 }
 
+/// The client minor version of a kubectl binary.
+fn client_minor(path: &Path) -> u32 {
+    let out = Command::new(path).args(["version", "--client", "-o", "json"]).output().expect("run kubectl version");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("kubectl version --client -o json");
+    let minor = v["clientVersion"]["minor"].as_str().unwrap_or("").trim_end_matches('+');
+    minor.parse().unwrap_or_else(|_| panic!("no client minor version from {}", path.display()))
+}
+
+fn kubectl(path: PathBuf) -> Kubectl {
+    let minor = client_minor(&path);
+    Kubectl { label: format!("1.{minor} ({})", path.display()), path, needs_validate_false: minor <= 28 }
+}
+
 fn kubectls() -> Vec<Kubectl> {
+    if let Some(list) = std::env::var_os("INFRA_SCALE_TEST_KUBECTLS").filter(|v| !v.is_empty()) {
+        return std::env::split_paths(&list).map(kubectl).collect();
+    }
     let main = PathBuf::from("/usr/bin/kubectl");
-    assert!(main.exists(), "kubectl 1.32 must be installed at /usr/bin/kubectl");
-    let mut out = vec![Kubectl { label: "1.32 (/usr/bin/kubectl)".into(), path: main, needs_validate_false: false }];
+    assert!(main.exists(), "kubectl 1.32 must be installed at /usr/bin/kubectl (or set INFRA_SCALE_TEST_KUBECTLS)");
+    let mut out = vec![kubectl(main)];
     for minor in ["1.33", "1.29", "1.27"] {
         let path = Path::new(SDK_BIN).join(format!("kubectl.{minor}"));
         if path.exists() {
-            let needs_validate_false = minor == "1.27" || minor == "1.28";
-            out.push(Kubectl { label: minor.to_string(), path, needs_validate_false });
+            out.push(kubectl(path));
         } else {
             eprintln!("note: kubectl {minor} is not installed at {}; skipping it", path.display());
         }
@@ -218,7 +234,7 @@ fn get_returns_the_stored_object_and_404_for_unknown_ones() {
         assert_eq!(lines[1][..4], ["web", "3/3", "3", "3"], "{table}");
         let ns = c.ok(k, &["get", "namespace", "assistant", "-o", "json"]).json();
         assert_eq!(ns["status"]["phase"], "Active");
-        if !k.label.starts_with("1.2") {
+        if client_minor(&k.path) >= 30 {
             // kubectl ≥1.30 names itself: one session per process, the command per request.
             assert_eq!(c.kube.kubectl_sessions(), 4);
             let commands: Vec<Option<String>> = c.kube.requests().iter().map(|r| r.kubectl_command.clone()).collect();
