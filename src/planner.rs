@@ -159,7 +159,10 @@ fn quota_findings(cap: &capacity::Capacity) -> Vec<Finding> {
         });
     }
     for row in cap.quota.iter().filter(|r| !r.exceeded()) {
-        if let Some(problem) = &row.problem && row.fits.iter().all(Option::is_none) && row.hard.is_some() {
+        if let Some(problem) = &row.problem
+            && row.fits.iter().all(Option::is_none)
+            && row.hard.is_some()
+        {
             out.push(Finding {
                 severity: Severity::Warning,
                 code: "quota_unchecked".into(),
@@ -209,7 +212,9 @@ fn resolve<'a>(req: &'a ScaleRequest, live: Option<&'a ClusterState>) -> Result<
     let mut out = Vec::new();
     for w in &req.workloads {
         let observed = live.and_then(|s| s.workload(w.kind, &w.name));
-        if let Some(state) = live && observed.is_none() {
+        if let Some(state) = live
+            && observed.is_none()
+        {
             let present: Vec<String> = state.workloads.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
             p.push(
                 format!("--workload={}:{}", w.kind, w.name),
@@ -369,7 +374,9 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
                 out.push(finding(W, "scale_to_zero", name, format!("{obj}: replicas {from} → 0 stops every pod")));
             }
         }
-        if w.kind == crate::plan::WorkloadKind::StatefulSet && let Some(from) = observed_replicas.filter(|&f| f > to) {
+        if w.kind == crate::plan::WorkloadKind::StatefulSet
+            && let Some(from) = observed_replicas.filter(|&f| f > to)
+        {
             out.push(finding(
                 I,
                 "statefulset_scale_down_keeps_volumes",
@@ -450,7 +457,9 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
             for res in [Resource::Cpu, Resource::Memory] {
                 let req = w.requests.get(res).or(b.requests.get(res));
                 let lim = w.limits.get(res).or(b.limits.get(res));
-                if let (Some(req), Some(lim)) = (req, lim) && lim < req {
+                if let (Some(req), Some(lim)) = (req, lim)
+                    && lim < req
+                {
                     out.push(finding(
                         E,
                         "limit_below_request",
@@ -550,7 +559,9 @@ fn rollback_hints(req: &ScaleRequest, resolved: &[Resolved]) -> Vec<String> {
         if w.replicas.is_some() && r.governing_hpa().is_none() {
             hints.push(format!("kubectl -n {ns} scale {target} --replicas={}", o.replicas));
         }
-        if let Some(c) = r.observed_container() && (!w.requests.is_empty() || !w.limits.is_empty()) {
+        if let Some(c) = r.observed_container()
+            && (!w.requests.is_empty() || !w.limits.is_empty())
+        {
             let mut parts = Vec::new();
             if !c.requests.is_empty() {
                 parts.push(format!("--requests={}", c.requests.to_kubectl()));

@@ -268,7 +268,9 @@ fn split(s: &str) -> Result<(bool, &str, &str, &str), QuantityError> {
     let bytes = s.as_bytes();
     let mut pos = 0;
     let mut negative = false;
-    if let Some(&c) = bytes.first() && (c == b'-' || c == b'+') {
+    if let Some(&c) = bytes.first()
+        && (c == b'-' || c == b'+')
+    {
         negative = c == b'-';
         pos = 1;
     }
