@@ -7,6 +7,8 @@ repeated runs and the peak resident memory of the process; then the time per wor
 size, to show that time grows linearly. For reference it also times `node -e 0` (the start-up
 cost alone of the Node prototype) when node is installed.
 
+Peak memory comes from GNU time (/usr/bin/time) when it is installed.
+
 Usage: scripts/bench-plan.py [--runs N] [--binary PATH]
 """
 
@@ -42,23 +44,49 @@ def synthetic(n):
 
 
 def run_once(argv, cwd, env):
-    """Wall time (s) and peak RSS (KiB) of one process, measured with wait4."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"benchmark run failed ({proc.returncode}): {proc.stderr.read().decode()[:500]}")
+    """Wall time (s) and peak RSS (KiB) of one process, measured with wait4.
+
+    posix_spawn (not fork) so that the child's peak RSS is the benchmarked program's own, not
+    the Python interpreter's copied at fork time.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        start = time.perf_counter()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1)])
+        _, status, usage = os.wait4(pid, 0)
+        elapsed = time.perf_counter() - start
+    finally:
+        os.chdir(old)
+        os.close(devnull)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"benchmark run failed with exit code {code}: {' '.join(argv[:6])} ...")
     return elapsed, usage.ru_maxrss
+
+
+def peak_rss_kib(argv, env):
+    """Peak RSS of the program itself, from GNU time (a fork from Python would count Python's)."""
+    gnu_time = "/usr/bin/time"
+    if not os.path.exists(gnu_time):
+        return None
+    with tempfile.TemporaryDirectory() as cwd:
+        res = subprocess.run([gnu_time, "-f", "%M"] + argv, cwd=cwd, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        return int(res.stderr.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
 
 
 def measure(argv, runs, env):
     with tempfile.TemporaryDirectory() as cwd:
-        run_once(argv, cwd, env)  # warm the page cache
+        for _ in range(5):  # warm the page cache and the CPU clock
+            run_once(argv, cwd, env)
         samples = [run_once(argv, cwd, env) for _ in range(runs)]
     times = sorted(t for t, _ in samples)
-    return statistics.median(times), max(rss for _, rss in samples)
+    return statistics.median(times), peak_rss_kib(argv, env)
 
 
 def instructions(argv, env):
@@ -71,6 +99,10 @@ def instructions(argv, env):
             if "Collected :" in line:
                 return int(line.split(":")[-1].strip().replace(",", ""))
     return None
+
+
+def mib(kib):
+    return "n/a (no /usr/bin/time)" if kib is None else f"{kib / 1024:5.1f} MiB"
 
 
 def main():
@@ -86,7 +118,7 @@ def main():
 
     print(f"# infra-scale plan benchmark ({a.runs} runs each, median wall time, peak RSS)")
     med, rss = measure([binary] + PROD, a.runs, env)
-    print(f"prototype prod plan (2 workloads): median {med * 1000:.2f} ms, peak {rss / 1024:.1f} MiB  (goal <= 5 ms)")
+    print(f"prototype prod plan (2 workloads): median {med * 1000:.2f} ms, peak {mib(rss)}  (goal <= 5 ms)")
     node = shutil.which("node")
     if node:
         nmed, _ = measure([node, "-e", "0"], min(a.runs, 11), env)
@@ -98,13 +130,17 @@ def main():
         med, rss = measure([binary] + synthetic(n), runs, env)
         per[n] = med / n
         goal = "  (goal <= 150 ms, <= 50 MiB)" if n == 2000 else ""
-        print(f"{n:>5} workloads: median {med * 1000:8.2f} ms, peak {rss / 1024:6.1f} MiB, {med / n * 1e6:7.1f} us/workload{goal}")
+        print(f"{n:>5} workloads: median {med * 1000:8.2f} ms, peak {mib(rss)}, {med / n * 1e6:7.1f} us/workload{goal}")
     if shutil.which("valgrind"):
         prod = instructions([binary] + PROD, env)
         big = instructions([binary] + synthetic(2000), env)
         if prod and big:
             print(f"instructions (callgrind, load-independent): prod plan {prod / 1e6:.1f} M, 2000 workloads {big / 1e6:.0f} M")
-    print(f"growth 200 -> 2000 workloads: time x{per[2000] * 2000 / (per[200] * 200):.1f} for 10x the workloads (linear = 10)")
+    t = {n: per[n] * n for n in per}
+    slope_small = (t[200] - t[20]) / 180 * 1e6
+    slope_large = (t[2000] - t[200]) / 1800 * 1e6
+    print(f"marginal cost per workload: {slope_small:.1f} us (20 -> 200), {slope_large:.1f} us (200 -> 2000); "
+          f"linear growth means these two are about equal")
 
 
 if __name__ == "__main__":
