@@ -611,6 +611,31 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
 }
 
+#[test]
+fn the_committed_dist_binary_runs_through_the_action_as_shipped() {
+    // GITHUB_ACTION_PATH is this repository: action.yml, dist/SHA256SUMS and the prebuilt static
+    // binary exactly as committed (scripts/check-dist.sh checks their version and linking).
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(repo.join("dist").join(TRIPLE).join("infra-scale").is_file(), "dist/ has no prebuilt binary");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (workspace, runner_temp) = (tmp.path().join("workspace"), tmp.path().join("runner-temp"));
+    for d in [&workspace, &runner_temp] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let job = Job::new(&workspace, &runner_temp)
+        .input("dry-run", "true")
+        .input("target", "prod")
+        .input("namespace", "assistant")
+        .input("workloads", "Deployment:web:6")
+        .input("hpa", "min:4,max:12,cpu:65");
+    let run = Action::load(repo).run(&job);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(run.output("status"), "succeeded");
+    let dir = PathBuf::from(run.output("artifacts_dir"));
+    assert!(dir.starts_with(&workspace), "{}", dir.display());
+    assert!(std::fs::read_to_string(dir.join("plan.yaml")).expect("plan.yaml").contains("name: web"));
+}
+
 /// Standard base64 (the harness needs it for kubeconfig data; no crate for one function).
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
