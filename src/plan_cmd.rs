@@ -8,12 +8,13 @@ use std::path::Path;
 use crate::cli::{FailOn, PlanOptions};
 use crate::error::{Error, Result};
 use crate::plan::{ScalePlan, Severity};
-use crate::{artifacts, kubectl, observed, planner, request, runner, summary};
+use crate::{artifacts, kubectl, observed, orchestrator, planner, request, runner, summary};
 
 /// Runs `infra-scale plan`.
 pub fn run(options: &PlanOptions) -> Result<()> {
     let req = request::build(options)?;
     let epoch = artifacts::now_epoch()?;
+    let dir = artifacts::resolve_dir(options.out.as_deref(), epoch)?;
     let live = if options.detect {
         let kubectl = kubectl::Kubectl::from_env(Some(&req.kube_context));
         Some(observed::detect(&kubectl, &req.namespace).map_err(Error::Failed)?)
@@ -21,10 +22,56 @@ pub fn run(options: &PlanOptions) -> Result<()> {
         None
     };
     let plan = planner::build(&req, live.as_ref(), &artifacts::rfc3339(epoch))?;
+    // The task record (the prototype orchestrator's agents_tasks row) starts once there is a
+    // plan: bad input, a failed detection or an unreadable kubectl answer record and send nothing.
+    let task = orchestrator::start("infra.scale");
+    let mut run = Run::default();
+    let result = write_and_publish(options, &req, &plan, &dir, &mut run);
+    let status = match &result {
+        Ok(status) => status.to_string(),
+        Err(e) if e.exit_code() == 3 => "refused".to_string(),
+        Err(_) => "failed".to_string(),
+    };
+    run.lines.push(status.clone());
+    let approval_state = if status == "awaiting_approval" { "pending" } else { "" };
+    let outcome = orchestrator::TaskOutcome {
+        status,
+        outputs_uri: run.outputs_uri,
+        approval_state: approval_state.into(),
+        log_excerpt: run.lines.join("\n"),
+    };
+    task.finish(&outcome, &dir);
+    let status = result?;
+    println!("{status}");
+    Ok(())
+}
+
+/// What a run printed, for the task record.
+#[derive(Default)]
+struct Run {
+    lines: Vec<String>,
+    outputs_uri: String,
+}
+
+impl Run {
+    fn print(&mut self, key: &str, value: &str) {
+        let line = format!("{key}={value}");
+        println!("{line}");
+        self.lines.push(line);
+    }
+}
+
+/// Writes the plan's files, applies `--fail-on`, publishes; returns the final status word.
+fn write_and_publish(
+    options: &PlanOptions,
+    req: &request::ScaleRequest,
+    plan: &ScalePlan,
+    dir: &Path,
+    run: &mut Run,
+) -> Result<&'static str> {
     let plan_yaml = plan.to_yaml();
     let summary_md = summary::render(&plan);
 
-    let dir = artifacts::resolve_dir(options.out.as_deref(), epoch)?;
     let plan_path = dir.join("plan.yaml");
     let summary_path = dir.join("SUMMARY.md");
     artifacts::write_atomic(&plan_path, plan_yaml.as_bytes())?;
@@ -36,11 +83,11 @@ pub fn run(options: &PlanOptions) -> Result<()> {
         ("summary_md", summary_path.display().to_string()),
     ];
     for (key, value) in &outputs {
-        println!("{key}={value}");
+        run.print(key, value);
     }
     // A plan that fails the policy is written (for inspection) but never published.
     if let Some(level) = req.fail_on {
-        fail_on_check(&plan, level, &plan_path)?;
+        fail_on_check(plan, level, &plan_path)?;
     }
     let mut status = "succeeded";
     if options.publish {
@@ -51,7 +98,8 @@ pub fn run(options: &PlanOptions) -> Result<()> {
             reviewers: options.reviewers.clone(),
             require_pr: options.require_pr,
         })?;
-        println!("outputs_uri={}", outcome.outputs_uri);
+        run.print("outputs_uri", &outcome.outputs_uri);
+        run.outputs_uri = outcome.outputs_uri.clone();
         outputs.push(("outputs_uri", outcome.outputs_uri));
         outputs.push(("pr_number", outcome.pr_number.map(|n| n.to_string()).unwrap_or_default()));
         outputs.push(("plan_sha256", outcome.plan_sha256));
@@ -61,8 +109,7 @@ pub fn run(options: &PlanOptions) -> Result<()> {
     outputs.push(("status", status.to_string()));
     let pairs: Vec<(&str, &str)> = outputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     runner::set_outputs(&pairs).map_err(Error::Failed)?;
-    println!("{status}");
-    Ok(())
+    Ok(status)
 }
 
 /// `--fail-on`: refuse (exit 3) when the plan carries a finding at or above the level.

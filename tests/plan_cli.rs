@@ -3,6 +3,7 @@
 //! determinism, the config file, and `--detect` against a stub kubectl printing real
 //! `kubectl get -o json` output.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -173,7 +174,9 @@ fn default_artifacts_dir_is_under_the_working_directory_with_a_utc_stamp() {
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["SUMMARY.md", "plan.yaml", "task.json"]);
 }
 
 #[test]
@@ -623,4 +626,68 @@ fn apply_without_credentials_keeps_the_prototype_contract_and_warns() {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("awaiting_approval"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("GITHUB_TOKEN"));
+}
+
+#[test]
+fn task_record_and_metrics_events_follow_the_prototype_orchestrator() {
+    // A local metrics collector that records every POST.
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/metrics", server.server_addr().to_ip().expect("ip"));
+    let collector = std::thread::spawn(move || {
+        let mut events = Vec::new();
+        while let Ok(Some(mut req)) = server.recv_timeout(std::time::Duration::from_secs(5)) {
+            let mut body = String::new();
+            let _ = req.as_reader().read_to_string(&mut body);
+            let key = req.headers().iter().find(|h| h.field.equiv("x-metrics-key")).map(|h| h.value.to_string());
+            events.push((body, key));
+            let _ = req.respond(tiny_http::Response::empty(204));
+            if events.len() == 3 {
+                break;
+            }
+        }
+        events
+    });
+    let r = Run::new().env("METRICS_URL", url).env("METRICS_KEY", "k-123456").env("GITHUB_RUN_ID", "4242");
+    let mut args: Vec<&str> = PROD.iter().filter(|a| **a != "--dry-run").copied().collect();
+    args.extend(["--apply", "--out=out"]);
+    let out = r.run(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("k-123456"), "the metrics key is never printed");
+    let events = collector.join().expect("collector");
+    let names: Vec<String> = events
+        .iter()
+        .map(|(b, _)| {
+            serde_json::from_str::<serde_json::Value>(b).expect("json")["event"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert_eq!(names, ["agent.task_started", "agent.task_finished", "agent.awaiting_approval"]);
+    assert!(events.iter().all(|(_, key)| key.as_deref() == Some("k-123456")));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.path("out/task.json")).expect("task.json")).expect("json");
+    for field in [
+        "task",
+        "run_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "outputs_uri",
+        "approval_state",
+        "log_excerpt",
+    ] {
+        assert!(record.get(field).is_some(), "task.json lacks {field}: {record}");
+    }
+    assert_eq!(record["task"], "infra.scale");
+    assert_eq!(record["run_id"], "4242");
+    assert_eq!(record["status"], "awaiting_approval");
+    assert_eq!(record["approval_state"], "pending");
+    assert!(record["log_excerpt"].as_str().unwrap_or("").ends_with("outputs_uri=\nawaiting_approval"), "{record}");
+}
+
+#[test]
+fn a_metrics_collector_that_is_down_does_not_fail_the_run() {
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    let out = Run::new().env("METRICS_URL", "http://127.0.0.1:9/metrics").run(&with(PROD, &["--out=out"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("succeeded\n"));
 }
