@@ -70,7 +70,7 @@ fn write_and_publish(
     run: &mut Run,
 ) -> Result<&'static str> {
     let plan_yaml = plan.to_yaml();
-    let summary_md = summary::render(&plan);
+    let summary_md = summary::render(plan);
 
     let plan_path = dir.join("plan.yaml");
     let summary_path = dir.join("SUMMARY.md");
