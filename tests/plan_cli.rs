@@ -3,7 +3,6 @@
 //! determinism, the config file, and `--detect` against a stub kubectl printing real
 //! `kubectl get -o json` output.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
