@@ -24,6 +24,7 @@ export const OPERATIONS = [
   ["post", "/repos/{owner}/{repo}/pulls"],
   ["get", "/repos/{owner}/{repo}/pulls/{pull_number}"],
   ["get", "/repos/{owner}/{repo}/pulls/{pull_number}/commits"],
+  ["get", "/repos/{owner}/{repo}/pulls/{pull_number}/files"],
   ["post", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"],
   ["post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"],
   ["delete", "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"],

@@ -272,19 +272,32 @@ fn refused_when_the_plan_is_gone_from_the_head() {
 }
 
 #[test]
-fn a_later_commit_that_leaves_the_plan_alone_is_fine_once_relabelled() {
+fn a_later_edit_of_the_summary_is_fine_once_relabelled() {
     let s = Setup::new();
-    s.fake.push_commit_as(BRANCH, "alice", &[("notes.md", "context\n")]);
+    s.fake.push_commit_as(BRANCH, "alice", &[(SUMMARY_PATH, "# summary, with a reviewer's note\n")]);
     s.fake.remove_label_as(s.number, "execute-plan", "alice");
     s.fake.add_label_as(s.number, "execute-plan", "alice");
     assert!(s.verify(&s.env()).expect("approved").is_some());
+}
+
+/// Regression: the execution workflow runs the action and the workflow file from the plan
+/// branch's checkout with the production kubeconfig, so a commit that slips other files (a
+/// modified action.yml, a script) onto the branch must stop execution even though the plan
+/// itself is untouched and correctly approved.
+#[test]
+fn refused_when_the_branch_changes_files_other_than_the_plan() {
+    let s = Setup::new();
+    s.fake.push_commit_as(BRANCH, "alice", &[("action.yml", "runs: {using: composite, steps: []}\n")]);
+    s.fake.remove_label_as(s.number, "execute-plan", "alice");
+    s.fake.add_label_as(s.number, "execute-plan", "alice");
+    s.refused(&s.env(), "changes files other than the plan: action.yml");
 }
 
 #[test]
 fn refused_when_the_label_predates_the_head_commit() {
     let s = Setup::new();
     // The label stays on while someone pushes: the approval was for an older head.
-    s.fake.push_commit_as(BRANCH, "alice", &[("notes.md", "context\n")]);
+    s.fake.push_commit_as(BRANCH, "alice", &[(SUMMARY_PATH, "# edited summary\n")]);
     s.refused(&s.env(), "before its head commit");
 }
 

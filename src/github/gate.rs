@@ -6,7 +6,8 @@
 //! branch is a plan branch targeting the default branch; it still has `execute-plan`; its head
 //! SHA equals the event's; the plan file at that SHA is the plan given to `apply`, and has the
 //! digest in the planner's own sticky comment; no commit by anyone else touched the plan after
-//! the planner's; the label was added after the head commit, by a person with write, maintain or
+//! the planner's; the branch changes no file but the plan and its SUMMARY.md (the execution
+//! workflow runs that checkout with the cluster's credentials); the label was added after the head commit, by a person with write, maintain or
 //! admin permission (triage can label but must not execute); the digest was not already executed
 //! successfully (unless `--force`).
 
@@ -278,6 +279,36 @@ impl Gate<'_> {
                     "only the planner may change a plan: run planning again to replace the branch",
                 ));
             }
+        }
+        // The branch may change nothing but the plan and its summary: the execution workflow and
+        // the action run from this checkout, with the cluster's credentials.
+        let files = self.client.get_pages(
+            &Request::get(
+                self.path(&format!("/pulls/{n}/files?per_page=100")),
+                format!("read the files changed by #{n}"),
+                Permission::PullRequestsRead,
+            ),
+            30,
+        )?;
+        let allowed = [plan_path.clone(), super::summary_path(target)];
+        let others: Vec<&str> = files
+            .iter()
+            .filter_map(|f| f.get("filename").and_then(Value::as_str))
+            .filter(|name| !allowed.iter().any(|a| a == name))
+            .collect();
+        if !others.is_empty() {
+            let shown = if others.len() > 5 {
+                format!("{} and {} more", others[..5].join(", "), others.len() - 5)
+            } else {
+                others.join(", ")
+            };
+            return Err(refuse(
+                format!(
+                    "pull request #{n} changes files other than the plan: {shown}; execution runs this checkout with the cluster's credentials, so a plan branch may change only {} and {}",
+                    allowed[0], allowed[1]
+                ),
+                "move other changes to their own pull request, then run planning again to reset the plan branch",
+            ));
         }
         let head_date = commits
             .last()

@@ -634,6 +634,32 @@ impl State {
                 let list = chain.iter().map(|s| self.commit_json(s)).collect();
                 paginate(ctx, list)
             }
+            ("GET", "/pulls/{pull_number}/files") => {
+                let Some(p) = self.pulls.iter().find(|p| Some(p.number) == ctx.number("pull_number")) else {
+                    return Reply::message(404, "Not Found");
+                };
+                // The diff of the head against the base branch's tip (the merge base here).
+                let empty = BTreeMap::new();
+                let base =
+                    self.resolve(&p.base_ref).and_then(|sha| self.commits.get(&sha)).map(|c| &self.trees[&c.tree]);
+                let base = base.unwrap_or(&empty);
+                let head_sha = self.pull_head_sha(p);
+                let Some(head) = self.commits.get(&head_sha).map(|c| &self.trees[&c.tree]) else {
+                    return Reply::message(404, "Not Found");
+                };
+                let mut files = Vec::new();
+                for (path, blob) in head {
+                    match base.get(path) {
+                        None => files.push(json!({"sha": blob, "filename": path, "status": "added", "additions": 1, "deletions": 0, "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""})),
+                        Some(b) if b != blob && self.blobs[b] != self.blobs[blob] => files.push(json!({"sha": blob, "filename": path, "status": "modified", "additions": 1, "deletions": 1, "changes": 2, "blob_url": "", "raw_url": "", "contents_url": ""})),
+                        _ => {}
+                    }
+                }
+                for (path, blob) in base.iter().filter(|(p, _)| !head.contains_key(*p)) {
+                    files.push(json!({"sha": blob, "filename": path, "status": "removed", "additions": 0, "deletions": 1, "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""}));
+                }
+                paginate(ctx, files)
+            }
             ("POST", "/pulls/{pull_number}/requested_reviewers") => {
                 let Some(i) = self.pulls.iter().position(|p| Some(p.number) == ctx.number("pull_number")) else {
                     return Reply::message(404, "Not Found");
