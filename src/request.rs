@@ -129,6 +129,7 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
 
     // The file first ...
     if let Some(h) = &t.hpa {
+        plan::check_hpa(&mut p, &at("hpa"), &hpa_spec(h));
         default_hpa = Some(hpa_spec(h));
     }
     for (i, w) in t.workloads.iter().enumerate() {
@@ -156,6 +157,7 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
             set_quantity(&mut p, &format!("{input}.limits.{key}"), &mut wr.limits, key, &q.0);
         }
         if let Some(h) = &w.hpa {
+            plan::check_hpa(&mut p, &format!("{input}.hpa"), &hpa_spec(h));
             hpa_from_file.insert(w.name.clone());
             wr.hpa = Some(hpa_spec(h));
         }
@@ -310,9 +312,6 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
     for w in &workloads {
         let input = format!("workload `{}`", w.name);
         plan::check_resources(&mut p, &input, &w.requests, &w.limits);
-        if let Some(h) = &w.hpa {
-            plan::check_hpa(&mut p, &input, h);
-        }
         if w.replicas.is_none() && w.requests.is_empty() && w.limits.is_empty() && w.hpa.is_none() {
             p.push(&input, "nothing is requested for it", "give replicas (KIND:NAME:REPLICAS), --req, --lim or --hpa");
         }
@@ -425,5 +424,8 @@ fn parse_hpa(p: &mut Problems, input: &str, spec: &str) -> Option<HpaSpec> {
     if !ok {
         return None;
     }
-    Some(HpaSpec { min: min.unwrap_or_default(), max: max.unwrap_or_default(), target_cpu: cpu })
+    let spec = HpaSpec { min: min.unwrap_or_default(), max: max.unwrap_or_default(), target_cpu: cpu };
+    let before = p.0.len();
+    plan::check_hpa(p, input, &spec);
+    (p.0.len() == before).then_some(spec)
 }

@@ -455,6 +455,10 @@ fn config_file_errors_name_the_file_and_line() {
     let stderr = r.invalid(&["plan", "--config=bad2.yaml", "--target=prod"]);
     assert!(stderr.contains("targets.prod.workloads[0]") && stderr.contains("DaemonSet"), "{stderr}");
     assert!(stderr.contains("targets.prod.workloads[1].requests.cpu") && stderr.contains("`1GB`"), "{stderr}");
+    r.write("bad3.yaml", "targets:\n  prod:\n    namespace: a\n    hpa: {min: 0, max: 3, cpu: 50}\n    workloads:\n      - {kind: Deployment, name: y, replicas: 2, hpa: {min: 4, max: 2, cpu: 50}}\n");
+    let stderr = r.invalid(&["plan", "--config=bad3.yaml", "--target=prod"]);
+    assert!(stderr.contains("bad3.yaml: targets.prod.hpa: HPA min 0 is below 1"), "{stderr}");
+    assert!(stderr.contains("bad3.yaml: targets.prod.workloads[0].hpa: HPA max 2 is below min 4"), "{stderr}");
     let stderr = r.invalid(&["plan", "--config=missing.yaml", "--target=prod"]);
     assert!(stderr.contains("--config=missing.yaml"), "{stderr}");
 }
