@@ -44,6 +44,14 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
     if execute::is_echo(&session.kubectl) {
         return pass_through(&plan, &session, &context);
     }
+    // In GitHub Actions an execution must be bound to an approved pull request: a workflow that
+    // lost its PR context (another trigger, a missing pr-number) must not apply unreviewed plans.
+    if approval.is_none() && std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") && !options.without_approval {
+        return Err(Error::refused(
+            "executing in GitHub Actions without a pull request whose approval can be verified (no --pr, and the event is not a pull_request event); nothing was changed",
+            "run on the `execute-plan` label event or pass --pr N; for a deliberate break-glass run behind a protected environment, pass --without-approval",
+        ));
+    }
 
     let out_dir = artifacts::resolve_dir(options.out.as_deref(), artifacts::now_epoch()?)?;
     let opts = ExecOptions {

@@ -112,6 +112,10 @@ struct ApplyArgs {
     /// Execute a plan digest that was already executed successfully.
     #[arg(long)]
     force: bool,
+    /// Inside GitHub Actions, execute although there is no pull request whose approval can be
+    /// verified (a break-glass run behind a protected environment).
+    #[arg(long)]
+    without_approval: bool,
 }
 
 /// `--fail-on` levels.
@@ -153,6 +157,7 @@ pub struct ApplyOptions {
     pub out: Option<PathBuf>,
     pub pr: Option<u64>,
     pub force: bool,
+    pub without_approval: bool,
 }
 
 /// Parses the command line, runs it and maps the outcome to an exit code.
@@ -216,6 +221,7 @@ fn apply_options(a: ApplyArgs) -> Result<ApplyOptions, Error> {
         out: a.out,
         pr: a.pr,
         force: a.force,
+        without_approval: a.without_approval,
     })
 }
 

@@ -177,3 +177,23 @@ fn a_missing_kubectl_fails_with_exit_1_and_changes_nothing() {
     assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
     assert_eq!(out.json()["ok"], false);
 }
+
+/// Regression guard: an execution workflow that lost its pull-request context (another trigger,
+/// an empty pr-number) would otherwise apply a plan nobody approved.
+#[test]
+fn in_github_actions_execution_without_a_pull_request_is_refused_before_any_kubectl_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (kubectl, calls) = recording_kubectl(dir.path());
+    let plan_arg = format!("--plan={}", plan("prototype-prod.yaml").display());
+    let kubectl = kubectl.display().to_string();
+    let env = [("KUBECTL", kubectl.as_str()), ("GITHUB_ACTIONS", "true")];
+    let out = infra_scale(dir.path(), &["apply", plan_arg.as_str(), "--execute"], &env);
+    assert_eq!(out.code, 3, "{}", out.context());
+    assert!(out.stderr.contains("without a pull request whose approval can be verified"), "{}", out.context());
+    assert!(!calls.exists(), "no kubectl may run: {:?}", std::fs::read_to_string(&calls).ok());
+    // The explicit break-glass flag lets it through to kubectl (here the recorder, which lists no
+    // contexts, so preflight then refuses; the point is that kubectl was reached).
+    let out = infra_scale(dir.path(), &["apply", plan_arg.as_str(), "--execute", "--without-approval"], &env);
+    assert!(!out.stderr.contains("without a pull request whose approval"), "{}", out.context());
+    assert!(calls.exists(), "--without-approval reaches kubectl");
+}
