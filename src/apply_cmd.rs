@@ -53,14 +53,15 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
         ));
     }
 
-    let out_dir = artifacts::resolve_dir(options.out.as_deref(), artifacts::now_epoch()?)?;
+    let epoch = artifacts::now_epoch()?;
+    let out_dir = artifacts::resolve_dir(options.out.as_deref(), epoch)?;
     let opts = ExecOptions {
         context: context.clone(),
         allow_drift: options.allow_drift,
         timeout: options.timeout,
         rollback_on_failure: options.rollback_on_failure,
         out_dir: Some(out_dir),
-        created_at: artifacts::rfc3339(artifacts::now_epoch()?),
+        created_at: artifacts::rfc3339(epoch),
         preflight: true,
     };
     let execution = run::execute(&plan, &session, &opts);

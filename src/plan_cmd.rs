@@ -21,12 +21,12 @@ pub fn run(options: &PlanOptions) -> Result<()> {
     } else {
         None
     };
-    let plan = planner::build(&req, live.as_ref(), &artifacts::rfc3339(epoch))?;
+    let planned = planner::build(&req, live.as_ref(), &artifacts::rfc3339(epoch))?;
     // The task record (the prototype orchestrator's agents_tasks row) starts once there is a
     // plan: bad input, a failed detection or an unreadable kubectl answer record and send nothing.
     let task = orchestrator::start("infra.scale");
     let mut run = Run::default();
-    let result = write_and_publish(options, &req, &plan, &dir, &mut run);
+    let result = write_and_publish(options, &req, &planned, &dir, &mut run);
     let status = match &result {
         Ok(status) => status.to_string(),
         Err(e) if e.exit_code() == 3 => "refused".to_string(),
@@ -65,12 +65,13 @@ impl Run {
 fn write_and_publish(
     options: &PlanOptions,
     req: &request::ScaleRequest,
-    plan: &ScalePlan,
+    planned: &planner::Planned,
     dir: &Path,
     run: &mut Run,
 ) -> Result<&'static str> {
+    let plan = &planned.plan;
     let plan_yaml = plan.to_yaml();
-    let summary_md = summary::render(plan);
+    let summary_md = summary::render_with(plan, &planned.capacity);
 
     let plan_path = dir.join("plan.yaml");
     let summary_path = dir.join("SUMMARY.md");

@@ -11,8 +11,15 @@ use crate::plan::{
 use crate::quantity::{Quantity, Resource};
 use crate::request::{ScaleRequest, WorkloadRequest};
 
+/// A built plan and its capacity (which SUMMARY.md shows; computed once).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: ScalePlan,
+    pub capacity: capacity::Capacity,
+}
+
 /// Builds the plan. With `live`, every requested workload must exist and `from:` is filled in.
-pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) -> Result<ScalePlan> {
+pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) -> Result<Planned> {
     let resolved = resolve(req, live)?;
     let ns = &req.namespace;
     let mut actions = Vec::new();
@@ -114,9 +121,11 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
         }),
     };
     // Quota headroom needs the whole plan's capacity, so it is checked on the built plan.
-    findings.extend(quota_findings(&capacity::compute(&plan)));
+    // Capacity depends on the actions and the observed state only, not on the findings.
+    let capacity = capacity::compute(&plan);
+    findings.extend(quota_findings(&capacity));
     (plan.risks, plan.notes) = findings.into_iter().partition(|f| f.severity >= Severity::Warning);
-    Ok(plan)
+    Ok(Planned { plan, capacity })
 }
 
 /// ResourceQuota rows that do not fit: an error when the planned replicas already exceed the

@@ -199,42 +199,9 @@ fn random_hex() -> String {
 mod tests {
     use super::*;
 
-    /// Parses an output file the way the runner does (`FileCommandManager.cs`, Linux: split on `\n`).
+    /// Parses an output file the way the runner does (testkit's `FileCommandManager.cs` copy).
     fn parse_like_runner(text: &str) -> Vec<(String, String)> {
-        let lines: Vec<&str> = text.split('\n').collect();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < lines.len() {
-            let line = lines[i];
-            i += 1;
-            if line.is_empty() {
-                continue;
-            }
-            let eq = line.find('=');
-            let heredoc = line.find("<<");
-            match (eq, heredoc) {
-                (Some(e), h) if h.is_none_or(|h| e < h) => {
-                    out.push((line[..e].to_string(), line[e + 1..].to_string()));
-                }
-                (_, Some(h)) => {
-                    let name = &line[..h];
-                    let delimiter = &line[h + 2..];
-                    let mut value = Vec::new();
-                    loop {
-                        assert!(i < lines.len(), "Matching delimiter not found '{delimiter}'");
-                        let l = lines[i];
-                        i += 1;
-                        if l == delimiter {
-                            break;
-                        }
-                        value.push(l);
-                    }
-                    out.push((name.to_string(), value.join("\n")));
-                }
-                _ => panic!("invalid line {line:?}"),
-            }
-        }
-        out
+        testkit::actions::parse_file_commands(text).expect("the runner accepts the file")
     }
 
     #[test]

@@ -22,13 +22,17 @@ const UNCHANGED: &str = "— (unchanged)";
 
 /// Renders the full SUMMARY.md; ends with a newline.
 pub fn render(plan: &ScalePlan) -> String {
-    let capacity = capacity::compute(plan);
+    render_with(plan, &capacity::compute(plan))
+}
+
+/// [`render`] with the plan's capacity already computed (`capacity::compute(plan)`).
+pub fn render_with(plan: &ScalePlan, capacity: &Capacity) -> String {
     let views = capacity::workloads(plan);
     let mut out = String::with_capacity(4096 + 1024 * views.len());
-    title(&mut out, plan, &views, &capacity);
-    changes(&mut out, plan, &views, &capacity);
-    capacity_section(&mut out, &capacity);
-    quota_section(&mut out, plan, &capacity);
+    title(&mut out, plan, &views, capacity);
+    changes(&mut out, plan, &views, capacity);
+    capacity_section(&mut out, capacity);
+    quota_section(&mut out, plan, capacity);
     findings_section(&mut out, plan);
     rollback_section(&mut out, plan);
     preview_section(&mut out, plan);

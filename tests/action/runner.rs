@@ -384,50 +384,9 @@ fn scalar(v: &Yaml) -> String {
     }
 }
 
-/// The runner's file-command parser (`FileCommandManager.cs`): `NAME=VALUE` when `=` comes before
-/// any `<<`, else `NAME<<DELIM` then lines up to one that is exactly `DELIM`.
+/// The runner's file-command parser (testkit's copy of `FileCommandManager.cs`), as a map.
 pub fn parse_file_commands(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    let lines: Vec<&str> = text.split('\n').collect();
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        i += 1;
-        if line.is_empty() {
-            continue;
-        }
-        let eq = line.find('=');
-        let heredoc = line.find("<<");
-        match (eq, heredoc) {
-            (Some(e), h) if h.is_none_or(|h| e < h) => {
-                let name = &line[..e];
-                if name.is_empty() {
-                    return Err(format!("Invalid format '{line}': name must not be empty"));
-                }
-                out.insert(name.to_string(), line[e + 1..].to_string());
-            }
-            (_, Some(h)) => {
-                let (name, delimiter) = (&line[..h], &line[h + 2..]);
-                if name.is_empty() || delimiter.is_empty() {
-                    return Err(format!("Invalid format '{line}'"));
-                }
-                let mut value = Vec::new();
-                loop {
-                    let Some(next) = lines.get(i) else {
-                        return Err(format!("Matching delimiter not found '{delimiter}'"));
-                    };
-                    i += 1;
-                    if *next == delimiter {
-                        break;
-                    }
-                    value.push(*next);
-                }
-                out.insert(name.to_string(), value.join("\n"));
-            }
-            _ => return Err(format!("Invalid format '{line}'")),
-        }
-    }
-    Ok(out)
+    testkit::actions::parse_file_commands(text).map(|pairs| pairs.into_iter().collect())
 }
 
 /// Workflow commands in a step's output.
@@ -756,20 +715,5 @@ impl Parser<'_> {
             }
             other => panic!("unexpected {other:?} in `{}`", self.expr),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_commands_follow_the_runner() {
-        let parsed = parse_file_commands("a=1\nb<<EOF\nx\ny=z\nEOF\nc=has<<inside\n").expect("parse");
-        assert_eq!(parsed["a"], "1");
-        assert_eq!(parsed["b"], "x\ny=z");
-        assert_eq!(parsed["c"], "has<<inside");
-        assert!(parse_file_commands("d<<EOF\nno end\n").is_err());
-        assert!(parse_file_commands("novalue\n").is_err());
     }
 }
