@@ -119,6 +119,66 @@ pub fn floor_char_boundary(s: &str, at: usize) -> usize {
     i
 }
 
+/// Variables every child process (kubectl and the exec plugins it starts) may see: what a shell,
+/// kubectl, its proxies and TLS need, and the cloud SDKs' own variables that kubeconfig exec
+/// plugins (`aws eks get-token`, `gke-gcloud-auth-plugin`, `kubelogin`) read.
+const CHILD_ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "KUBECONFIG",
+    "KUBECACHEDIR",
+    "KUBERC",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "USE_GKE_GCLOUD_AUTH_PLUGIN",
+];
+const CHILD_ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "KUBECTL_", "AWS_", "GOOGLE_", "CLOUDSDK_", "AZURE_"];
+
+/// Never passed to a child, whatever `INFRA_SCALE_CHILD_ENV` says.
+fn child_must_not_inherit(name: &str) -> bool {
+    matches!(name, "GITHUB_TOKEN" | "GH_TOKEN" | "METRICS_KEY" | "METRICS_URL" | "INFRA_SCALE_WEBHOOK_URL")
+        || ["INPUT_", "IS_", "ACTIONS_", "GITHUB_", "SLACK_WEBHOOK"].iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a child process may inherit the variable `name`: the allowlist above, plus the names
+/// listed (comma-separated) in `extra` (`INFRA_SCALE_CHILD_ENV`, for an exec plugin that needs
+/// its own variables). Never the GitHub token (`GITHUB_TOKEN`, `GH_TOKEN`), the metrics key or
+/// URL, the webhook URL, the action's inputs (`INPUT_*`, `IS_*`), nor the runner's own
+/// variables (`ACTIONS_*`, `GITHUB_*`).
+pub fn child_may_inherit(name: &str, extra: &str) -> bool {
+    !child_must_not_inherit(name)
+        && (CHILD_ENV_NAMES.contains(&name)
+            || CHILD_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            || extra.split(',').any(|e| e.trim() == name))
+}
+
+/// Clears a child's environment down to what [`child_may_inherit`] allows.
+pub fn scrub_child_env(cmd: &mut std::process::Command) {
+    let extra = std::env::var("INFRA_SCALE_CHILD_ENV").unwrap_or_default();
+    cmd.env_clear();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| child_may_inherit(n, &extra)) {
+            cmd.env(name, value);
+        }
+    }
+}
+
 /// True when running inside GitHub Actions.
 pub fn in_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")

@@ -576,10 +576,15 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
     assert!(!planned.log.contains(fake.token()), "the token leaked into the log");
     assert_eq!(fake.labels(number), vec!["needs-approval"]);
 
-    // 2. A writer adds execute-plan; execute mode applies the reviewed plan to the fake cluster.
+    // 2. bob approves the head, alice adds execute-plan; execute mode applies the reviewed plan,
+    // read through the API at the head: the workspace (the default branch under
+    // pull_request_target) holds another file at that path, which must not be what runs.
     std::fs::create_dir_all(f.workspace.join("ops/plans/infra-scale/prod")).expect("mkdir");
-    std::fs::write(f.workspace.join(PLAN_PATH), &plan_text).expect("check out the plan");
+    std::fs::write(f.workspace.join(PLAN_PATH), plan_text.replace("replicas: 5", "replicas: 1"))
+        .expect("a decoy plan in the workspace");
     fake.set_role("alice", "write");
+    fake.set_role("bob", "write");
+    fake.review_as(number, "bob", "APPROVED", None);
     fake.add_label_as(number, "execute-plan", "alice");
     let head = fake.branch_sha(BRANCH).expect("head");
     let mut job = on_github(f.job())
@@ -590,7 +595,7 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
         .input("rollback-on-failure", "true")
         .input("timeout", "60s")
         .input("kubeconfig", &kubeconfig);
-    job.event_name = "pull_request".into();
+    job.event_name = "pull_request_target".into();
     job.event = serde_json::json!({
         "action": "labeled", "number": number, "label": {"name": "execute-plan"},
         "pull_request": {"number": number, "head": {"sha": head, "ref": BRANCH, "repo": {"full_name": fake.repository()}}},
