@@ -145,7 +145,12 @@ fn every_input_reaches_the_script_only_through_env() {
         assert!(env.contains(&format!("${{{{ inputs.{input} }}}}")), "input `{input}` is not mapped through env:");
     }
     for s in &steps {
-        assert_eq!(s.get("shell").and_then(|v| v.as_str()), Some("bash"), "every run step declares shell: bash");
+        assert_eq!(
+            s.get("shell").and_then(|v| v.as_str()),
+            Some("/usr/bin/env -u BASH_ENV -u ENV -u SHELLOPTS -u BASHOPTS bash --noprofile --norc -euo pipefail {0}"),
+            "every run step uses the hardened bash"
+        );
+        assert!(s.get("run").and_then(|v| v.as_str()).is_some_and(|b| !b.contains("set -x")), "never traces");
         let body = s.get("run").and_then(|v| v.as_str()).expect("run body");
         assert!(!body.contains("${{"), "a run: body contains an expression:\n{body}");
         assert!(!body.contains("github.action_path"), "paths come from $GITHUB_ACTION_PATH");
@@ -245,6 +250,7 @@ fn execute_mode_writes_a_private_kubeconfig_masks_it_and_removes_it() {
             "apply",
             "--plan=ops/plans/infra-scale/prod/plan.yaml",
             "--execute",
+            &format!("--out={}/infra-scale-out", f.runner_temp.display()),
             "--context=prod",
             "--timeout=5m",
             "--rollback-on-failure",
@@ -645,4 +651,50 @@ fn the_committed_dist_binary_runs_through_the_action_as_shipped() {
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ---- shell hardening ----------------------------------------------------------------------------
+
+#[test]
+fn bash_env_env_and_shellopts_from_earlier_steps_are_ignored() {
+    // An earlier step can write BASH_ENV/ENV/SHELLOPTS to GITHUB_ENV; the action's shell drops
+    // them: no code runs before the script, and nothing is traced (the token would be printed
+    // before its mask).
+    let f = Fixture::recorder();
+    let hook = f.runner_temp.join("bash-env-hook.sh");
+    let marker = f.runner_temp.join("bash-env-ran");
+    std::fs::write(&hook, format!("touch '{}'\n", marker.display())).expect("hook");
+    let job = f
+        .job()
+        .env("BASH_ENV", &hook.display().to_string())
+        .env("ENV", &hook.display().to_string())
+        .env("SHELLOPTS", "braceexpand:hashall:interactive-comments:xtrace")
+        .env("BASHOPTS", "checkwinsize")
+        .input("dry-run", "true");
+    let run = f.run(&job);
+    assert!(run.success, "{}", run.log);
+    assert!(!marker.exists(), "BASH_ENV ran before the action's script");
+    let stderr = &step(&run, "run").stderr;
+    assert!(!stderr.contains("+ "), "the script was traced:\n{stderr}");
+    assert!(!run.log.contains("ghs_harness_token_0000"), "the token reached the log");
+}
+
+#[test]
+fn execute_mode_never_builds_from_source() {
+    // Build scripts run arbitrary code: with a kubeconfig in reach, only the checksummed binary runs.
+    let f = Fixture::recorder();
+    let bin_dir = f.runner_temp.join("fake-bin");
+    std::fs::create_dir_all(&bin_dir).expect("mkdir");
+    let cargo = bin_dir.join("cargo");
+    std::fs::write(&cargo, "#!/usr/bin/env bash\ntouch \"$RUNNER_TEMP/cargo-was-called\"\n").expect("cargo");
+    set_mode(&cargo, 0o755);
+    let mut job = f.job().input("mode", "execute").input("plan", "ops/plans/infra-scale/prod/plan.yaml");
+    job.runner_os = "Linux".into();
+    job.runner_arch = "ARM64".into();
+    job.path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let run = f.run(&job);
+    assert!(!run.success);
+    assert!(run.errors().iter().any(|e| e.contains("execute mode runs only the prebuilt")), "{:?}", run.errors());
+    assert!(!f.runner_temp.join("cargo-was-called").exists(), "cargo ran in execute mode");
+    assert!(f.recorded().is_none());
 }

@@ -5,7 +5,8 @@
 //! - inputs: the caller's `with:` values, else the input's `default` (itself an expression, e.g.
 //!   `${{ github.token }}`); `required` is not enforced (the runner passes ''). Composite actions get
 //!   no `INPUT_*` variables: inputs reach scripts only through `${{ inputs.x }}` in `env:`.
-//! - `run:` steps with `shell: bash`, executed as `bash --noprofile --norc -eo pipefail {file}`,
+//! - `run:` steps with `shell: bash`, executed as `bash --noprofile --norc -eo pipefail {file}`, or
+//!   a custom bash command line with `{0}` (e.g. `/usr/bin/env -u BASH_ENV … bash … {0}`),
 //!   with `env:`, `if:` (`success()`, `failure()`, `always()`, comparisons), `working-directory:`.
 //! - per-step files `GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_STEP_SUMMARY` in the
 //!   runner's formats (`name=value`, `name<<DELIM` … `DELIM`; a missing delimiter fails the step);
@@ -243,7 +244,14 @@ impl Action {
                 continue;
             }
             let shell = step.get("shell").and_then(Yaml::as_str).expect("a composite run step needs `shell:`");
-            assert_eq!(shell, "bash", "only `shell: bash` is emulated");
+            // `bash` is `bash --noprofile --norc -eo pipefail {0}`; a custom shell is a command line
+            // whose `{0}` is the script file (actions/runner ScriptHandlerHelpers).
+            let shell_words: Vec<String> = if shell == "bash" {
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"].map(String::from).to_vec()
+            } else {
+                assert!(shell.contains("{0}") && shell.contains("bash"), "only bash shells are emulated: {shell}");
+                shell.split_whitespace().map(String::from).collect()
+            };
             let body = ctx.interpolate(step.get("run").and_then(Yaml::as_str).expect("run step"));
             let script = harness_dir.join(format!("step-{index}.sh"));
             std::fs::write(&script, &body).expect("write step script");
@@ -289,9 +297,10 @@ impl Action {
                 None => job.workspace.clone(),
             };
 
-            let out = Command::new("bash")
-                .args(["--noprofile", "--norc", "-eo", "pipefail"])
-                .arg(&script)
+            let script_arg = script.display().to_string();
+            let argv: Vec<String> = shell_words.iter().map(|w| w.replace("{0}", &script_arg)).collect();
+            let out = Command::new(&argv[0])
+                .args(&argv[1..])
                 .env_clear()
                 .envs(&env)
                 .current_dir(&cwd)
