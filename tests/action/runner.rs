@@ -197,6 +197,7 @@ impl Action {
             inputs: BTreeMap::new(),
             steps: BTreeMap::new(),
             failed: false,
+            extra: BTreeMap::new(),
         };
         // Inputs: given values, else defaults (evaluated); only declared inputs exist.
         if let Some(Yaml::Mapping(decl)) = self.doc.get("inputs") {
@@ -457,6 +458,39 @@ struct Context {
     inputs: BTreeMap<String, String>,
     steps: BTreeMap<String, Json>,
     failed: bool,
+    /// Further contexts of a workflow (`needs`, `vars`, `secrets`, `job`).
+    extra: BTreeMap<String, Json>,
+}
+
+/// Evaluates an expression against named contexts (`github`, `needs`, `steps`, `vars`, …), for
+/// the workflow emulation in `workflow.rs`.
+pub fn evaluate_with(contexts: &BTreeMap<String, Json>, expr: &str) -> Json {
+    context_from(contexts).evaluate_condition(expr)
+}
+
+/// Replaces every `${{ expr }}` in `text`, against named contexts.
+pub fn interpolate_with(contexts: &BTreeMap<String, Json>, text: &str) -> String {
+    context_from(contexts).interpolate(text)
+}
+
+/// Truthiness as the runner sees it.
+pub fn is_truthy(v: &Json) -> bool {
+    truthy(v)
+}
+
+fn context_from(contexts: &BTreeMap<String, Json>) -> Context {
+    let mut extra = contexts.clone();
+    let github = extra.remove("github").unwrap_or(Json::Null);
+    let runner = extra.remove("runner").unwrap_or(Json::Null);
+    let steps = match extra.remove("steps") {
+        Some(Json::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let env = match extra.remove("env") {
+        Some(Json::Object(m)) => m.into_iter().map(|(k, v)| (k, to_text(&v))).collect(),
+        _ => BTreeMap::new(),
+    };
+    Context { github, env, runner, inputs: BTreeMap::new(), steps, failed: false, extra }
 }
 
 impl Context {
@@ -513,7 +547,7 @@ impl Context {
             "env" => serde_json::to_value(&self.env).expect("env"),
             "inputs" => serde_json::to_value(&self.inputs).expect("inputs"),
             "steps" => serde_json::to_value(&self.steps).expect("steps"),
-            other => panic!("unsupported context `{other}`"),
+            other => self.extra.get(other).cloned().unwrap_or_else(|| panic!("unsupported context `{other}`")),
         };
         let mut v = &base;
         for key in rest {
@@ -535,6 +569,7 @@ enum Token {
     LParen,
     RParen,
     Not,
+    Comma,
     Eq,
     Ne,
     And,
@@ -560,6 +595,10 @@ fn tokenize(expr: &str) -> Vec<Token> {
             }
             ')' => {
                 out.push(Token::RParen);
+                i += 1
+            }
+            ',' => {
+                out.push(Token::Comma);
                 i += 1
             }
             _ if two == "==" => {
@@ -692,13 +731,29 @@ impl Parser<'_> {
             }
             Token::Ident(name) if self.peek() == Some(&Token::LParen) => {
                 self.pos += 1;
-                assert_eq!(
-                    self.peek(),
-                    Some(&Token::RParen),
-                    "functions with arguments are not supported: `{}`",
-                    self.expr
-                );
+                let mut args = Vec::new();
+                while self.peek() != Some(&Token::RParen) {
+                    args.push(self.or());
+                    if self.peek() == Some(&Token::Comma) {
+                        self.pos += 1;
+                    }
+                }
                 self.pos += 1;
+                let text = |i: usize| to_text(args.get(i).unwrap_or(&Json::Null)).to_lowercase();
+                match name.as_str() {
+                    // String functions compare case-insensitively, as GitHub's do.
+                    "startsWith" => return Json::Bool(text(0).starts_with(&text(1))),
+                    "endsWith" => return Json::Bool(text(0).ends_with(&text(1))),
+                    "contains" => return Json::Bool(text(0).contains(&text(1))),
+                    "format" => {
+                        let mut out = to_text(&args[0]);
+                        for (i, a) in args.iter().enumerate().skip(1) {
+                            out = out.replace(&format!("{{{}}}", i - 1), &to_text(a));
+                        }
+                        return Json::String(out);
+                    }
+                    _ => assert!(args.is_empty(), "unsupported function `{name}` with arguments in `{}`", self.expr),
+                }
                 match name.as_str() {
                     "success" => Json::Bool(!self.ctx.failed),
                     "failure" => Json::Bool(self.ctx.failed),
