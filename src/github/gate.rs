@@ -16,9 +16,10 @@
 //! a successful execution status (unless `--force`). Every list is read completely or the gate
 //! refuses (the PR's `commits` and `changed_files` counts are compared with what was read).
 //!
-//! Requests for a valid execution (the head is the planner's commit, the approver added the
-//! label): the PR, the plan at the head, commits, files, reviews, issue events, one permission,
-//! the head's statuses, plus `GET /user` when `INFRA_SCALE_BOT_LOGIN` is unset: 8 or 9.
+//! Requests for a valid execution (the head is the planner's commit): the PR, the plan at the
+//! head, commits, files, reviews, issue events, the approver's permission, the labeller's (not
+//! when the approver labels), the head's statuses, plus `GET /user` when `INFRA_SCALE_BOT_LOGIN`
+//! is unset: 8 to 10.
 
 use std::collections::BTreeSet;
 
