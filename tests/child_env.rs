@@ -37,7 +37,7 @@ fn kubectl_receives_no_secret_of_the_run_but_keeps_what_exec_plugins_need() {
         ("CLOUDSDK_CORE_PROJECT", "fleet"),
         ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000000"),
         ("HTTPS_PROXY", "http://proxy.invalid:3128"),
-        ("KUBECACHEDIR", "/tmp/kube-cache"),
+        ("KUBECACHEDIR", "/var/cache/kube-cache"),
     ];
     let plan_arg = format!("--plan={}", plan("prototype-prod.yaml").display());
     let mut env: Vec<(&str, &str)> = vec![("KUBECTL", script.to_str().expect("utf8"))];

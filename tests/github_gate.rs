@@ -240,7 +240,7 @@ fn refused_when_plan_names_another_path_than_the_branchs_plan() {
     // In a PR context --plan is a repository path, read through the API at the head.
     let s = Setup::new();
     s.fake.clear_requests();
-    for other in ["/tmp/plan.yaml", "ops/plans/infra-scale/staging/plan.yaml"] {
+    for other in ["/etc/infra-scale/plan.yaml", "ops/plans/infra-scale/staging/plan.yaml"] {
         let err = verify_with(&s.env(), &GateRequest { plan_path: other, pr: None, force: false }).expect_err("x");
         assert_eq!(err.exit_code(), 3);
         assert!(err.to_string().contains("does not name the plan of"), "{err}");
