@@ -20,7 +20,30 @@ use crate::plan::{MAX_PLAN_BYTES, ScalePlan};
 
 /// Runs `infra-scale apply`.
 pub fn run(options: &ApplyOptions) -> Result<()> {
-    let (bytes, plan) = load(&options.plan)?;
+    // The approval gate runs before any kubectl call that changes anything. In a pull-request
+    // context it reads the plan through the API at the approved head: the working directory holds
+    // the default branch (pull_request_target), never the plan that runs.
+    let approval = match options.execute {
+        true => gate::verify(&GateRequest {
+            plan_path: &options.plan.to_string_lossy(),
+            pr: options.pr,
+            force: options.force,
+        })?,
+        false => None,
+    };
+    let plan_file = match &approval {
+        Some(a) => stage_plan(a)?,
+        None => options.plan.clone(),
+    };
+    let (bytes, plan) = load(&plan_file)?;
+    if let Some(a) = &approval
+        && crate::github::sha256_hex(&bytes) != a.plan_sha256
+    {
+        return Err(Error::refused(
+            format!("the staged plan {} is not the approved plan (sha256 {})", plan_file.display(), a.plan_sha256),
+            "run the execution again; something rewrote RUNNER_TEMP",
+        ));
+    }
     let context = options.context.clone().unwrap_or_else(|| plan.context.kube_context.clone());
     if context.is_empty() || context.chars().any(char::is_control) {
         return Err(Error::invalid(
@@ -34,8 +57,6 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
         return preview_plan(&plan, &session, &context);
     }
 
-    // The approval gate runs before any kubectl call that changes anything.
-    let approval = gate::verify(&GateRequest { plan_bytes: &bytes, pr: options.pr, force: options.force })?;
     if let Some(a) = &approval
         && let Err(e) = report::started(a)
     {
@@ -74,6 +95,24 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
         }
         Some(e) => Err(e),
     }
+}
+
+/// Writes the approved plan's bytes to a private directory under `RUNNER_TEMP` (the system temp
+/// directory outside Actions) and returns its path: the file that is then parsed and executed.
+fn stage_plan(approval: &Approval) -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let base = std::env::var_os("RUNNER_TEMP").filter(|v| !v.is_empty()).map_or_else(std::env::temp_dir, Into::into);
+    let dir = base.join(format!("infra-scale-plan-{}-{}", approval.pr_number, std::process::id()));
+    let fail = |e: std::io::Error| {
+        Error::Failed(anyhow::anyhow!("cannot stage the approved plan under {}: {e}", dir.display()))
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(fail)?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(fail)?;
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, &approval.plan_bytes).map_err(fail)?;
+    Ok(path)
 }
 
 /// Reads the plan (size-capped before parsing) and parses it strictly.

@@ -170,6 +170,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Credentials of the kubeconfig are masked before anything can print them.
+    crate::runner::mask_kubeconfig();
     let result = match cli.command {
         Command::Plan(args) => crate::plan_cmd::run(&plan_options(args)),
         Command::Apply(args) => apply_options(args).and_then(|o| crate::apply_cmd::run(&o)),
@@ -177,7 +179,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", crate::runner::diagnostic(&e.to_string(), crate::runner::in_actions()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -63,6 +63,8 @@ impl Kubectl {
     pub fn run(&self, purpose: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output, KubectlError> {
         let started = Instant::now();
         let mut cmd = Command::new(&self.program);
+        // No GitHub token, metrics key, webhook URL or action input reaches kubectl or its plugins.
+        crate::runner::scrub_child_env(&mut cmd);
         cmd.args(self.argv(args))
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())

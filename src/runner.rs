@@ -119,6 +119,66 @@ pub fn floor_char_boundary(s: &str, at: usize) -> usize {
     i
 }
 
+/// Variables every child process (kubectl and the exec plugins it starts) may see: what a shell,
+/// kubectl, its proxies and TLS need, and the cloud SDKs' own variables that kubeconfig exec
+/// plugins (`aws eks get-token`, `gke-gcloud-auth-plugin`, `kubelogin`) read.
+const CHILD_ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "KUBECONFIG",
+    "KUBECACHEDIR",
+    "KUBERC",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "USE_GKE_GCLOUD_AUTH_PLUGIN",
+];
+const CHILD_ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "KUBECTL_", "AWS_", "GOOGLE_", "CLOUDSDK_", "AZURE_"];
+
+/// Never passed to a child, whatever `INFRA_SCALE_CHILD_ENV` says.
+fn child_must_not_inherit(name: &str) -> bool {
+    matches!(name, "GITHUB_TOKEN" | "GH_TOKEN" | "METRICS_KEY" | "METRICS_URL" | "INFRA_SCALE_WEBHOOK_URL")
+        || ["INPUT_", "IS_", "ACTIONS_", "GITHUB_", "SLACK_WEBHOOK"].iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a child process may inherit the variable `name`: the allowlist above, plus the names
+/// listed (comma-separated) in `extra` (`INFRA_SCALE_CHILD_ENV`, for an exec plugin that needs
+/// its own variables). Never the GitHub token (`GITHUB_TOKEN`, `GH_TOKEN`), the metrics key or
+/// URL, the webhook URL, the action's inputs (`INPUT_*`, `IS_*`), nor the runner's own
+/// variables (`ACTIONS_*`, `GITHUB_*`).
+pub fn child_may_inherit(name: &str, extra: &str) -> bool {
+    !child_must_not_inherit(name)
+        && (CHILD_ENV_NAMES.contains(&name)
+            || CHILD_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            || extra.split(',').any(|e| e.trim() == name))
+}
+
+/// Clears a child's environment down to what [`child_may_inherit`] allows.
+pub fn scrub_child_env(cmd: &mut std::process::Command) {
+    let extra = std::env::var("INFRA_SCALE_CHILD_ENV").unwrap_or_default();
+    cmd.env_clear();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| child_may_inherit(n, &extra)) {
+            cmd.env(name, value);
+        }
+    }
+}
+
 /// True when running inside GitHub Actions.
 pub fn in_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
@@ -166,6 +226,104 @@ pub fn untrusted_block(title: &str, text: &str) -> String {
     out
 }
 
+/// Values to mask in a kubeconfig: every credential a `users[*].user` entry can hold, whatever
+/// its YAML form (plain, single- or double-quoted, block scalar, flow style), exec plugin `args`
+/// and `env` values included, plus the decoded body of `*-data` fields and the words of values
+/// holding spaces. Text that is not YAML is masked line by line.
+pub fn kubeconfig_masks(text: &str) -> Vec<String> {
+    fn walk(key: &str, v: &serde_yaml::Value, out: &mut Vec<String>) {
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                for (k, v) in m {
+                    let k = k.as_str().unwrap_or_default();
+                    // Names, not secrets: the plugin program, its API version, an env entry's name.
+                    if !matches!(k, "command" | "apiVersion" | "interactiveMode" | "installHint" | "name") {
+                        walk(k, v, out);
+                    }
+                }
+            }
+            serde_yaml::Value::Sequence(items) => items.iter().for_each(|i| walk(key, i, out)),
+            serde_yaml::Value::String(s) => secret_value(key, s, out),
+            serde_yaml::Value::Number(n) => secret_value(key, &n.to_string(), out),
+            _ => {}
+        }
+    }
+    fn secret_value(key: &str, value: &str, out: &mut Vec<String>) {
+        let value = value.trim();
+        let push = |out: &mut Vec<String>, v: &str| {
+            if v.len() >= 4 && !out.iter().any(|o| o == v) {
+                out.push(v.to_string());
+            }
+        };
+        if key == "args" {
+            // `--token=abc` masks `abc`; flags and word-like sub-commands (`eks`, `get-token`,
+            // `--cluster-name`) are not secrets; any other positional of 8+ characters is.
+            let wordlike = |v: &str| v.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            match value.split_once('=') {
+                Some((flag, v)) if flag.starts_with('-') => push(out, v),
+                _ if value.starts_with('-') || value.len() < 8 || wordlike(value) => {}
+                _ => push(out, value),
+            }
+            return;
+        }
+        push(out, value);
+        if value.contains(char::is_whitespace) {
+            value.split_whitespace().filter(|w| w.len() >= 8).for_each(|w| push(out, w));
+        }
+        if key.ends_with("-data") {
+            use base64::Engine as _;
+            let compact: String = value.split_whitespace().collect();
+            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()) {
+                let decoded = String::from_utf8_lossy(&decoded).into_owned();
+                for line in decoded.lines().map(str::trim) {
+                    if line.len() >= 8 && !line.starts_with("-----") {
+                        push(out, line);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(doc) => {
+            if let Some(users) = doc.get("users").and_then(|u| u.as_sequence()) {
+                for u in users {
+                    if let Some(user) = u.get("user") {
+                        walk("user", user, &mut out);
+                    }
+                }
+            }
+        }
+        Err(_) => text.lines().map(str::trim).filter(|l| l.len() >= 8).for_each(|l| out.push(l.to_string())),
+    }
+    out
+}
+
+/// Inside Actions, masks every credential in the kubeconfig files named by `KUBECONFIG`, before
+/// anything else is printed (the masks escape `%`, CR and LF, so values holding them mask correctly).
+pub fn mask_kubeconfig() {
+    if !in_actions() {
+        return;
+    }
+    let Some(paths) = std::env::var_os("KUBECONFIG") else { return };
+    let mut stdout = std::io::stdout().lock();
+    for path in std::env::split_paths(&paths) {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for value in kubeconfig_masks(&text) {
+                let _ = writeln!(stdout, "{}", add_mask(&value));
+            }
+        }
+    }
+    let _ = stdout.flush();
+}
+
+/// A diagnostic as it may be printed: inside Actions, text that could hold a workflow command
+/// (`::` anywhere: plan values quoted in errors, kubectl's stderr, API messages) is fenced with
+/// [`untrusted_block`], so no line of it is read as a command.
+pub fn diagnostic(text: &str, in_actions: bool) -> String {
+    if in_actions && text.contains("::") { untrusted_block("infra-scale: details", text) } else { text.to_string() }
+}
+
 /// GitHub shows at most 10 warning annotations per step; later ones are plain log lines.
 const MAX_ANNOTATIONS: u64 = 10;
 static WARNINGS: AtomicU64 = AtomicU64::new(0);
@@ -198,6 +356,90 @@ fn random_hex() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kubeconfig_credential_form_is_masked() {
+        use base64::Engine as _;
+        let pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKeyMaterialLine0123456789\n-----END EC PRIVATE KEY-----\n";
+        let key_data = base64::engine::general_purpose::STANDARD.encode(pem);
+        let kubeconfig = format!(
+            "apiVersion: v1\nusers:\n\
+             - name: single\n  user:\n    token: 'single-quoted-token-1'\n\
+             - name: double\n  user:\n    password: \"double quoted pass 2\"\n    username: admin-user\n\
+             - name: block\n  user:\n    client-key-data: |\n      {key_data}\n\
+             - name: flow\n  user: {{token: flow-style-token-3, client-certificate-data: Y2VydGlmaWNhdGU=}}\n\
+             - name: pct\n  user:\n    token: \"100%secret%0Atoken\"\n\
+             - name: exec\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n\
+             \x20     args: [eks, get-token, --cluster-name, prod, \"--token=exec-arg-secret-4\", exec-positional-secret-5]\n\
+             \x20     env:\n      - name: AWS_SECRET_ACCESS_KEY\n        value: exec-env-secret-6\n"
+        );
+        let masks = kubeconfig_masks(&kubeconfig);
+        for secret in [
+            "single-quoted-token-1",
+            "double quoted pass 2",
+            key_data.as_str(),
+            "MHcCAQEEIKeyMaterialLine0123456789",
+            "flow-style-token-3",
+            "Y2VydGlmaWNhdGU=",
+            "100%secret%0Atoken",
+            "exec-arg-secret-4",
+            "exec-positional-secret-5",
+            "exec-env-secret-6",
+            "admin-user",
+        ] {
+            assert!(masks.iter().any(|m| m == secret), "not masked: {secret}\n{masks:?}");
+        }
+        for not_secret in
+            ["aws", "eks", "get-token", "--cluster-name", "AWS_SECRET_ACCESS_KEY", "client.authentication.k8s.io/v1"]
+        {
+            assert!(!masks.iter().any(|m| m == not_secret), "masked a non-secret: {not_secret}");
+        }
+        assert!(!masks.iter().any(|m| m.starts_with("-----")));
+        // `%` survives the runner's unescaping.
+        assert_eq!(add_mask("100%secret%0Atoken"), "::add-mask::100%25secret%250Atoken");
+    }
+
+    #[test]
+    fn diagnostics_with_workflow_commands_are_fenced_in_actions() {
+        let evil = "invalid plan: `x\n::add-mask::secret\n::error::forged`";
+        let fenced = diagnostic(evil, true);
+        let token = fenced.lines().nth(1).and_then(|l| l.strip_prefix("::stop-commands::")).expect("fenced");
+        assert!(token.len() >= 16, "{fenced}");
+        assert!(fenced.contains(&format!("::{token}::")));
+        assert_eq!(diagnostic(evil, false), evil);
+        assert_eq!(diagnostic("plain error", true), "plain error");
+    }
+
+    #[test]
+    fn children_inherit_only_the_allowlist() {
+        for ok in [
+            "PATH",
+            "HOME",
+            "KUBECONFIG",
+            "AWS_PROFILE",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "CLOUDSDK_CONFIG",
+            "AZURE_CLIENT_ID",
+            "LC_ALL",
+        ] {
+            assert!(child_may_inherit(ok, ""), "{ok}");
+        }
+        for no in [
+            "GITHUB_TOKEN",
+            "GH_TOKEN",
+            "METRICS_KEY",
+            "INFRA_SCALE_WEBHOOK_URL",
+            "INPUT_KUBECONFIG",
+            "IS_KUBECONFIG",
+            "ACTIONS_RUNTIME_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "SOMETHING_ELSE",
+        ] {
+            assert!(!child_may_inherit(no, ""), "{no}");
+        }
+        assert!(child_may_inherit("VAULT_ADDR", "VAULT_ADDR, X"));
+        assert!(!child_may_inherit("GITHUB_TOKEN", "GITHUB_TOKEN"), "never, whatever INFRA_SCALE_CHILD_ENV says");
+    }
 
     /// Parses an output file the way the runner does (testkit's `FileCommandManager.cs` copy).
     fn parse_like_runner(text: &str) -> Vec<(String, String)> {

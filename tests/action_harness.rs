@@ -4,6 +4,8 @@
 
 #[path = "action/runner.rs"]
 mod runner;
+#[path = "action/workflow.rs"]
+mod workflow;
 
 use std::path::{Path, PathBuf};
 
@@ -145,7 +147,12 @@ fn every_input_reaches_the_script_only_through_env() {
         assert!(env.contains(&format!("${{{{ inputs.{input} }}}}")), "input `{input}` is not mapped through env:");
     }
     for s in &steps {
-        assert_eq!(s.get("shell").and_then(|v| v.as_str()), Some("bash"), "every run step declares shell: bash");
+        assert_eq!(
+            s.get("shell").and_then(|v| v.as_str()),
+            Some("/usr/bin/env -u BASH_ENV -u ENV -u SHELLOPTS -u BASHOPTS bash --noprofile --norc -euo pipefail {0}"),
+            "every run step uses the hardened bash"
+        );
+        assert!(s.get("run").and_then(|v| v.as_str()).is_some_and(|b| !b.contains("set -x")), "never traces");
         let body = s.get("run").and_then(|v| v.as_str()).expect("run body");
         assert!(!body.contains("${{"), "a run: body contains an expression:\n{body}");
         assert!(!body.contains("github.action_path"), "paths come from $GITHUB_ACTION_PATH");
@@ -245,6 +252,7 @@ fn execute_mode_writes_a_private_kubeconfig_masks_it_and_removes_it() {
             "apply",
             "--plan=ops/plans/infra-scale/prod/plan.yaml",
             "--execute",
+            &format!("--out={}/infra-scale-out", f.runner_temp.display()),
             "--context=prod",
             "--timeout=5m",
             "--rollback-on-failure",
@@ -576,10 +584,15 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
     assert!(!planned.log.contains(fake.token()), "the token leaked into the log");
     assert_eq!(fake.labels(number), vec!["needs-approval"]);
 
-    // 2. A writer adds execute-plan; execute mode applies the reviewed plan to the fake cluster.
+    // 2. bob approves the head, alice adds execute-plan; execute mode applies the reviewed plan,
+    // read through the API at the head: the workspace (the default branch under
+    // pull_request_target) holds another file at that path, which must not be what runs.
     std::fs::create_dir_all(f.workspace.join("ops/plans/infra-scale/prod")).expect("mkdir");
-    std::fs::write(f.workspace.join(PLAN_PATH), &plan_text).expect("check out the plan");
+    std::fs::write(f.workspace.join(PLAN_PATH), plan_text.replace("replicas: 5", "replicas: 1"))
+        .expect("a decoy plan in the workspace");
     fake.set_role("alice", "write");
+    fake.set_role("bob", "write");
+    fake.review_as(number, "bob", "APPROVED", None);
     fake.add_label_as(number, "execute-plan", "alice");
     let head = fake.branch_sha(BRANCH).expect("head");
     let mut job = on_github(f.job())
@@ -590,7 +603,7 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
         .input("rollback-on-failure", "true")
         .input("timeout", "60s")
         .input("kubeconfig", &kubeconfig);
-    job.event_name = "pull_request".into();
+    job.event_name = "pull_request_target".into();
     job.event = serde_json::json!({
         "action": "labeled", "number": number, "label": {"name": "execute-plan"},
         "pull_request": {"number": number, "head": {"sha": head, "ref": BRANCH, "repo": {"full_name": fake.repository()}}},
@@ -640,4 +653,186 @@ fn the_committed_dist_binary_runs_through_the_action_as_shipped() {
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ---- shell hardening ----------------------------------------------------------------------------
+
+#[test]
+fn bash_env_env_and_shellopts_from_earlier_steps_are_ignored() {
+    // An earlier step can write BASH_ENV/ENV/SHELLOPTS to GITHUB_ENV; the action's shell drops
+    // them: no code runs before the script, and nothing is traced (the token would be printed
+    // before its mask).
+    let f = Fixture::recorder();
+    let hook = f.runner_temp.join("bash-env-hook.sh");
+    let marker = f.runner_temp.join("bash-env-ran");
+    std::fs::write(&hook, format!("touch '{}'\n", marker.display())).expect("hook");
+    let job = f
+        .job()
+        .env("BASH_ENV", &hook.display().to_string())
+        .env("ENV", &hook.display().to_string())
+        .env("SHELLOPTS", "braceexpand:hashall:interactive-comments:xtrace")
+        .env("BASHOPTS", "checkwinsize")
+        .input("dry-run", "true");
+    let run = f.run(&job);
+    assert!(run.success, "{}", run.log);
+    assert!(!marker.exists(), "BASH_ENV ran before the action's script");
+    let stderr = &step(&run, "run").stderr;
+    assert!(!stderr.contains("+ "), "the script was traced:\n{stderr}");
+    assert!(!run.log.contains("ghs_harness_token_0000"), "the token reached the log");
+}
+
+#[test]
+fn execute_mode_never_builds_from_source() {
+    // Build scripts run arbitrary code: with a kubeconfig in reach, only the checksummed binary runs.
+    let f = Fixture::recorder();
+    let bin_dir = f.runner_temp.join("fake-bin");
+    std::fs::create_dir_all(&bin_dir).expect("mkdir");
+    let cargo = bin_dir.join("cargo");
+    std::fs::write(&cargo, "#!/usr/bin/env bash\ntouch \"$RUNNER_TEMP/cargo-was-called\"\n").expect("cargo");
+    set_mode(&cargo, 0o755);
+    let mut job = f.job().input("mode", "execute").input("plan", "ops/plans/infra-scale/prod/plan.yaml");
+    job.runner_os = "Linux".into();
+    job.runner_arch = "ARM64".into();
+    job.path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let run = f.run(&job);
+    assert!(!run.success);
+    assert!(run.errors().iter().any(|e| e.contains("execute mode runs only the prebuilt")), "{:?}", run.errors());
+    assert!(!f.runner_temp.join("cargo-was-called").exists(), "cargo ran in execute mode");
+    assert!(f.recorded().is_none());
+}
+
+// ---- the execution workflow, as GitHub runs it for pull_request_target ---------------------------
+
+/// A tree with `action.yml`, the workflows and a dist/ binary with matching SHA256SUMS.
+fn action_tree(dir: &Path, action_yml: &str, workflow: &str, binary: &[u8]) {
+    std::fs::create_dir_all(dir.join(".github/workflows")).expect("mkdir");
+    std::fs::write(dir.join("action.yml"), action_yml).expect("action.yml");
+    std::fs::write(dir.join(".github/workflows/infra-scale-apply.yml"), workflow).expect("workflow");
+    let bin = dir.join("dist").join(TRIPLE).join("infra-scale");
+    std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir dist");
+    std::fs::write(&bin, binary).expect("binary");
+    set_mode(&bin, 0o755);
+    let hex: String = Sha256::digest(binary).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join("dist/SHA256SUMS"), format!("{hex}  {TRIPLE}/infra-scale\n")).expect("sums");
+}
+
+#[test]
+fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target() {
+    use testkit::github::FakeGitHub;
+    use testkit::kube::{Container, FakeKube};
+    const BRANCH: &str = "infra-scale/prod";
+    const PLAN_PATH: &str = "ops/plans/infra-scale/prod/plan.yaml";
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    let fake = FakeGitHub::start();
+    let kube = FakeKube::start();
+    kube.add_namespace("assistant");
+    kube.add_deployment("assistant", "web", 3, &[Container::new("web").request("cpu", "250m")]);
+    let kubeconfig = kube.kubeconfig(&["production"], "production");
+    let kube_token = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("token: ")).expect("token").to_string();
+    let f = Fixture::real();
+    let on_github = |mut job: Job| {
+        job.github.insert("api_url".into(), fake.api_url().into());
+        job.github.insert("server_url".into(), fake.server_url().into());
+        job.github.insert("repository".into(), fake.repository());
+        job.github.insert("token".into(), fake.token().into());
+        job
+    };
+    // The planner publishes (plan mode through the action).
+    let mut job = on_github(f.job())
+        .input("target", "prod")
+        .input("namespace", "assistant")
+        .input("context", "production")
+        .input("workloads", "Deployment:web:5");
+    job.event_name = "schedule".into();
+    assert!(f.run(&job).success);
+    let number = fake.pulls()[0]["number"].as_u64().expect("number");
+    fake.set_role("alice", "write");
+    fake.set_role("bob", "write");
+
+    // The two trees: the default branch's (this repository's action.yml and workflow, the binary
+    // under test), and the pull request's.
+    let trees_dir = tempfile::tempdir().expect("tmp");
+    let trees =
+        workflow::Trees { default_branch: trees_dir.path().join("default"), pr_head: trees_dir.path().join("pr") };
+    let workflow_text =
+        std::fs::read_to_string(repo.join(".github/workflows/infra-scale-apply.yml")).expect("workflow");
+    action_tree(
+        &trees.default_branch,
+        &std::fs::read_to_string(repo.join("action.yml")).expect("action.yml"),
+        &workflow_text,
+        &std::fs::read(env!("CARGO_BIN_EXE_infra-scale")).expect("binary"),
+    );
+    let run_workflow = |sender: &str| {
+        let head = fake.branch_sha(BRANCH).expect("head");
+        let mut job = on_github(f.job()).env("KUBECACHEDIR", &f.runner_temp.join("kube-cache").display().to_string());
+        job.event_name = "pull_request_target".into();
+        job.github.insert("sha".into(), fake.branch_sha("main").expect("main"));
+        job.github.insert("ref".into(), "refs/heads/main".into());
+        job.event = serde_json::json!({
+            "action": "labeled", "number": number, "label": {"name": "execute-plan"},
+            "pull_request": {"number": number, "head": {"sha": head, "ref": BRANCH, "repo": {"full_name": fake.repository()}}},
+            "repository": {"full_name": fake.repository(), "default_branch": "main"}, "sender": {"login": sender},
+        });
+        let vars = serde_json::json!({"INFRA_SCALE_BOT_LOGIN": "", "INFRA_SCALE_PLANNER_ID": ""});
+        let secrets = serde_json::json!({"KUBECONFIG": kubeconfig});
+        workflow::run(&trees, "infra-scale-apply.yml", &job, &vars, &secrets)
+    };
+
+    // 1. A clean plan PR: bob approves the head, alice labels; the default branch's workflow,
+    // action and binary execute the plan read through the API.
+    action_tree(&trees.pr_head, "name: pr\n", &workflow_text, b"#!/bin/sh\nexit 0\n");
+    fake.review_as(number, "bob", "APPROVED", None);
+    fake.add_label_as(number, "execute-plan", "alice");
+    let run = run_workflow("alice");
+    assert!(run.workflow_file.starts_with(&trees.default_branch), "{}", run.workflow_file.display());
+    assert_eq!(run.jobs["target"].outputs.get("name").map(String::as_str), Some("prod"));
+    let execute = &run.jobs["execute"];
+    assert!(execute.ran && execute.success, "{}", execute.log);
+    assert_eq!(execute.checkouts, vec![trees.default_branch.clone()], "only the default branch is checked out");
+    assert_eq!(execute.actions[0].output("status"), "succeeded", "{}", execute.log);
+    assert_eq!(kube.object("Deployment", "assistant", "web").expect("web")["spec"]["replicas"], 5);
+    assert_eq!(execute.uploads, vec![format!("{}/infra-scale-out/", f.runner_temp.display())]);
+    assert!(f.runner_temp.join("infra-scale-out").is_dir(), "the journal is under RUNNER_TEMP");
+    for secret in [kube_token.as_str(), fake.token()] {
+        assert!(!execute.log.contains(secret), "a secret leaked into the log");
+    }
+
+    // 2. mallory pushes a changed action.yml, workflow and dist/ binary to the plan branch (and
+    // bob, who pushed nothing, approves that head). None of mallory's code may run.
+    let evil_action = "name: evil\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      run: touch \"$RUNNER_TEMP/pwned-action\"\n";
+    let evil_workflow = workflow_text.replace(
+        "      - name: Execute the approved plan",
+        "      - run: touch \"$RUNNER_TEMP/pwned-workflow\"\n      - name: Execute the approved plan",
+    );
+    assert_ne!(evil_workflow, workflow_text);
+    let evil_binary = "#!/bin/sh\ntouch \"$RUNNER_TEMP/pwned-dist\"\n";
+    action_tree(&trees.pr_head, evil_action, &evil_workflow, evil_binary.as_bytes());
+    fake.push_commit_as(
+        BRANCH,
+        "mallory",
+        &[
+            ("action.yml", evil_action),
+            (".github/workflows/infra-scale-apply.yml", &evil_workflow),
+            (&format!("dist/{TRIPLE}/infra-scale"), evil_binary),
+        ],
+    );
+    fake.review_as(number, "bob", "APPROVED", None);
+    fake.add_label_as(number, "execute-plan", "alice");
+    let before = kube.object("Deployment", "assistant", "web").expect("web");
+    let run = run_workflow("alice");
+    assert!(run.workflow_file.starts_with(&trees.default_branch), "the PR's workflow file is not used");
+    let execute = &run.jobs["execute"];
+    assert!(execute.ran && !execute.success, "{}", execute.log);
+    assert_eq!(execute.checkouts, vec![trees.default_branch.clone()]);
+    assert_eq!(execute.actions[0].output("status"), "refused", "{}", execute.log);
+    assert!(execute.log.contains("changes files other than the plan"), "{}", execute.log);
+    for marker in ["pwned-action", "pwned-workflow", "pwned-dist"] {
+        assert!(!f.runner_temp.join(marker).exists(), "{marker}: code from the pull request ran");
+        assert!(!f.workspace.join(marker).exists(), "{marker}: code from the pull request ran");
+    }
+    assert_eq!(kube.object("Deployment", "assistant", "web").expect("web"), before, "the cluster is untouched");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    // The plan file in the repository is only ever read through the API.
+    assert!(fake.requests().iter().any(|r| r.path.ends_with(PLAN_PATH)));
 }

@@ -48,13 +48,13 @@ fn tripwire_kubectl(dir: &Path) -> (PathBuf, PathBuf) {
     (script, log)
 }
 
-fn event(dir: &Path, fake: &FakeGitHub, number: u64, label: &str) -> PathBuf {
+fn event(dir: &Path, fake: &FakeGitHub, number: u64, label: &str, sender: &str) -> PathBuf {
     let head = fake.branch_sha(BRANCH).expect("branch");
-    let path = dir.join(format!("event-{label}.json"));
+    let path = dir.join(format!("event-{label}-{sender}.json"));
     let payload = serde_json::json!({
         "action": "labeled", "number": number, "label": {"name": label},
         "pull_request": {"number": number, "head": {"sha": head, "ref": BRANCH}},
-        "repository": {"full_name": fake.repository()}, "sender": {"login": "alice"},
+        "repository": {"full_name": fake.repository()}, "sender": {"login": sender},
     });
     std::fs::write(&path, payload.to_string()).expect("event");
     path
@@ -106,17 +106,21 @@ fn plan_publish_approve_execute_and_report_back() {
     assert!(reads <= 4);
     assert!(again.stdout.contains(&format!("outputs_uri={html_url}")));
 
-    // 3. A triage user labels: refused, kubectl never started.
-    let plan_file = cluster.write_plan("plan.yaml", &plan_text);
+    // 3. bob approves the head; a triage user labels: refused, kubectl never started.
+    fake.set_role("bob", "write");
+    fake.review_as(number, "bob", "APPROVED", None);
     fake.set_role("trudy", "triage");
     fake.add_label_as(number, "execute-plan", "trudy");
     let (tripwire, calls) = tripwire_kubectl(dir);
     let mut refused_env = fake.env();
-    refused_env.push(("GITHUB_EVENT_PATH".into(), event(dir, &fake, number, "execute-plan").display().to_string()));
+    refused_env.push(("GITHUB_EVENT_NAME".into(), "pull_request_target".into()));
+    refused_env
+        .push(("GITHUB_EVENT_PATH".into(), event(dir, &fake, number, "execute-plan", "trudy").display().to_string()));
     refused_env.push(("KUBECTL".into(), tripwire.display().to_string()));
     let apply_args: Vec<String> = vec![
         "apply".into(),
-        format!("--plan={}", plan_file.display()),
+        // The plan's path in the repository: read through the API at the approved head.
+        format!("--plan={PLAN_PATH}"),
         "--execute".into(),
         format!("--out={}", dir.join("x1").display()),
     ];
@@ -132,7 +136,9 @@ fn plan_publish_approve_execute_and_report_back() {
     fake.add_label_as(number, "execute-plan", "alice");
     let mut exec_env = fake.env();
     exec_env.extend(cluster.env());
-    exec_env.push(("GITHUB_EVENT_PATH".into(), event(dir, &fake, number, "execute-plan").display().to_string()));
+    exec_env.push(("GITHUB_EVENT_NAME".into(), "pull_request_target".into()));
+    let alice_event = event(dir, &fake, number, "execute-plan", "alice").display().to_string();
+    exec_env.push(("GITHUB_EVENT_PATH".into(), alice_event.clone()));
     exec_env.push(("GITHUB_STEP_SUMMARY".into(), dir.join("step-summary.md").display().to_string()));
     let executed = run(dir, &apply_args, &exec_env);
     assert_eq!(executed.code, 0, "{}", executed.context());
@@ -151,7 +157,10 @@ fn plan_publish_approve_execute_and_report_back() {
 
     // 5. Labelling the same plan again: already executed, refused without --force.
     fake.add_label_as(number, "execute-plan", "alice");
-    let again = run(dir, &apply_args, &refused_env);
+    let mut again_env = refused_env.clone();
+    again_env.retain(|(k, _)| k != "GITHUB_EVENT_PATH");
+    again_env.push(("GITHUB_EVENT_PATH".into(), alice_event));
+    let again = run(dir, &apply_args, &again_env);
     assert_eq!(again.code, 3, "{}", again.context());
     assert!(again.stderr.contains("already executed"), "{}", again.context());
     assert!(!calls.exists());

@@ -403,7 +403,11 @@ fn without_detect_nothing_touches_a_cluster() {
     let r = Run::new();
     let log = r.path("kubectl.log");
     let stub = stub_kubectl(&r, "/dev/null");
-    let (_, plan, _) = r.env("KUBECTL", stub.display().to_string()).env("STUB_LOG", log.display().to_string()).ok(PROD);
+    let (_, plan, _) = r
+        .env("KUBECTL", stub.display().to_string())
+        .env("INFRA_SCALE_CHILD_ENV", "STUB_LOG")
+        .env("STUB_LOG", log.display().to_string())
+        .ok(PROD);
     assert!(!log.exists(), "kubectl must not run without --detect");
     assert!(plan.contains("from: ${detect}"));
     assert!(plan.contains("liveState: unknown"));
@@ -480,7 +484,10 @@ fn detect_run() -> (Run, PathBuf) {
     let r = Run::new();
     let log = r.path("kubectl.log");
     let stub = stub_kubectl(&r, &fixture("assistant-list.json"));
-    let r = r.env("KUBECTL", stub.display().to_string()).env("STUB_LOG", log.display().to_string());
+    let r = r
+        .env("KUBECTL", stub.display().to_string())
+        .env("INFRA_SCALE_CHILD_ENV", "STUB_LOG")
+        .env("STUB_LOG", log.display().to_string());
     (r, log)
 }
 
@@ -597,6 +604,7 @@ fn detect_failure_is_reported_without_writing() {
     let stub = stub_kubectl(&r, &garbage.display().to_string());
     let out = r
         .env("KUBECTL", stub.display().to_string())
+        .env("INFRA_SCALE_CHILD_ENV", "STUB_LOG")
         .env("STUB_LOG", "/dev/null")
         .run(&with(PROD, &["--detect", "--out=out"]));
     assert_eq!(out.status.code(), Some(1));

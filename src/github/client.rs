@@ -398,8 +398,23 @@ impl Client {
         })
     }
 
-    /// GETs every page of a list (following `Link: rel="next"` on the same API base), up to `max_pages`.
+    /// GETs every page of a list (following `Link: rel="next"` on the same API base). Fails
+    /// closed: a list with more than `max_pages` pages is an error, never a silently partial list.
     pub fn get_pages(&self, req: &Request, max_pages: usize) -> Result<Vec<Value>, ApiError> {
+        match self.get_pages_bounded(req, max_pages)? {
+            (items, true) => Ok(items),
+            (_, false) => Err(self.error(
+                req,
+                ApiErrorKind::Decode(format!(
+                    "the list has more than {max_pages} pages; refusing to act on part of it"
+                )),
+            )),
+        }
+    }
+
+    /// Like [`Client::get_pages`], returning `(items, complete)`: `complete` is false when a
+    /// `next` page remained after `max_pages`.
+    pub fn get_pages_bounded(&self, req: &Request, max_pages: usize) -> Result<(Vec<Value>, bool), ApiError> {
         let mut items = Vec::new();
         let mut page = req.clone();
         for _ in 0..max_pages {
@@ -427,10 +442,10 @@ impl Client {
                         ));
                     }
                 },
-                None => return Ok(items),
+                None => return Ok((items, true)),
             }
         }
-        Ok(items)
+        Ok((items, false))
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

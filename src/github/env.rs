@@ -11,6 +11,7 @@
 //! | `GITHUB_RUN_ID`, `GITHUB_RUN_ATTEMPT` | the link to the run |
 //! | `GITHUB_STEP_SUMMARY` | the step summary file |
 //! | `INFRA_SCALE_BOT_LOGIN` | the planner's login when `GET /user` cannot tell (App tokens: `<app-slug>[bot]`) |
+//! | `INFRA_SCALE_PLANNER_ID` | the planner's numeric user id (a GitHub App's bot user: `GET /users/<app-slug>%5Bbot%5D`); the gate matches commits by it |
 //! | `INFRA_SCALE_MAX_RETRY_WAIT` | longest wait, in seconds, for one retry (rate limits, 5xx); default 120 |
 //! | `INFRA_SCALE_HTTP_TIMEOUT` | timeout, in seconds, of one HTTP request; default 30 |
 //! | `INFRA_SCALE_GITHUB_API_VERSION` | `X-GitHub-Api-Version` (default `2022-11-28`) |
@@ -70,6 +71,8 @@ pub struct Settings {
     pub missing: Vec<String>,
     pub notes: Vec<String>,
     pub bot_login: Option<String>,
+    /// The planner's numeric user id (`INFRA_SCALE_PLANNER_ID`).
+    pub planner_id: Option<u64>,
     pub max_retry_wait: Duration,
     pub timeout: Duration,
     pub api_version: String,
@@ -154,6 +157,17 @@ impl Settings {
             );
         }
         let bot_login = env.get("INFRA_SCALE_BOT_LOGIN").map(|s| s.trim().to_string());
+        let planner_id = env.get("INFRA_SCALE_PLANNER_ID").and_then(|text| match text.trim().parse::<u64>() {
+            Ok(id) if id > 0 => Some(id),
+            _ => {
+                problems.push(
+                    format!("INFRA_SCALE_PLANNER_ID={text}"),
+                    "not a numeric user id",
+                    "the planner's user id, e.g. 41898282 for github-actions[bot]; for a GitHub App, the `id` of GET /users/<app-slug>[bot]",
+                );
+                None
+            }
+        });
 
         let run_url = match (env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")) {
             (Some(r), Some(id)) if Repo::parse(r).is_some() && id.chars().all(|c| c.is_ascii_digit()) => {
@@ -178,6 +192,7 @@ impl Settings {
             missing,
             notes,
             bot_login,
+            planner_id,
             max_retry_wait,
             timeout,
             api_version,

@@ -1,31 +1,50 @@
 //! The approval gate: before any kubectl call that changes anything, re-read the pull request
-//! through the API and refuse, with a distinct message per reason, unless what is about to run
-//! is exactly what was reviewed and approved.
+//! through the API and refuse, with a distinct message per reason (exit 3), unless what is about
+//! to run is exactly what a second person approved.
 //!
-//! Checks, in order: the PR is open; its head repository is the base repository (no forks); its
-//! branch is a plan branch targeting the default branch; it still has `execute-plan`; its head
-//! SHA equals the event's; the plan file at that SHA is the plan given to `apply`, and has the
-//! digest in the planner's own sticky comment; no commit by anyone else touched the plan after
-//! the planner's; the branch changes no file but the plan and its SUMMARY.md (the execution
-//! workflow runs that checkout with the cluster's credentials); the label was added after the head commit, by a person with write, maintain or
-//! admin permission (triage can label but must not execute); the digest was not already executed
-//! successfully (unless `--force`).
+//! The event must be `pull_request_target` (or no event, with `--pr`): a `pull_request` run's
+//! workflow came from the pull request itself. Checks, in order: the PR is open; its head
+//! repository is the base repository (no forks); its branch is a plan branch targeting the
+//! default branch; it still has `execute-plan`; its head SHA equals the event's; the plan is read
+//! at that SHA through the API (the bytes that will run, never the working directory); it is
+//! byte-identical to the plan in the newest commit the planner made (a commit GitHub verified,
+//! committed by the planner identity, matched by numeric id); no commit by anyone else touched the
+//! plan after it; the branch changes only the plan and its SUMMARY.md; an `APPROVED` review of
+//! exactly the head SHA by someone with write access who is not the planner, pushed nothing to
+//! the branch, and has not since requested changes or been dismissed; the label was added by the
+//! event's sender, after the head commit, with write access; the head SHA does not already carry
+//! a successful execution status (unless `--force`). Every list is read completely or the gate
+//! refuses (the PR's `commits` and `changed_files` counts are compared with what was read).
+//!
+//! Requests for a valid execution (the head is the planner's commit): the PR, the plan at the
+//! head, commits, files, reviews, issue events, the approver's permission, the labeller's (not
+//! when the approver labels), the head's statuses, plus `GET /user` when `INFRA_SCALE_BOT_LOGIN`
+//! is unset: 8 to 10.
+
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::client::{ACCEPT_RAW, ApiError, Client, Permission, Request, enc, enc_path};
-use super::env::{Env, Settings};
-use super::{LABEL_EXECUTE_PLAN, Repo, sticky};
+use super::env::{ACTIONS_BOT_LOGIN, Env, Settings};
+use super::{LABEL_EXECUTE_PLAN, Repo, STATUS_CONTEXT, sticky};
 use crate::error::{Error, Result};
+
+/// github-actions[bot]'s user id (the same on every github.com repository).
+pub const ACTIONS_BOT_ID: u64 = 41_898_282;
+/// GitHub lists at most 250 commits of a pull request.
+const MAX_PR_COMMITS: u64 = 250;
+/// GitHub lists at most 3000 changed files of a pull request.
+const MAX_PR_FILES: u64 = 3000;
 
 /// What the executor knows when it asks the gate.
 #[derive(Debug, Clone)]
 pub struct GateRequest<'a> {
-    /// The exact bytes of the plan file `apply` is about to execute.
-    pub plan_bytes: &'a [u8],
+    /// `--plan`: in a pull-request context, the plan's path in the repository.
+    pub plan_path: &'a str,
     /// `--pr N`; otherwise the pull request comes from `GITHUB_EVENT_PATH`.
     pub pr: Option<u64>,
-    /// `--force`: execute a digest that already succeeded.
+    /// `--force`: execute a head that already carries a successful execution.
     pub force: bool,
 }
 
@@ -37,12 +56,14 @@ pub struct Approval {
     pub pr_number: u64,
     pub head_sha: String,
     pub plan_sha256: String,
+    /// The plan's bytes at the head, read through the API: exactly what will be executed.
+    pub plan_bytes: Vec<u8>,
     /// Who added `execute-plan`.
     pub labeller: String,
+    /// Whose `APPROVED` review of the head counts.
+    pub approver: String,
     /// The plan's target (from the branch name).
     pub target: String,
-    /// The planner's sticky comment.
-    pub comment_id: u64,
     /// The identity the planner acts as.
     pub bot_login: String,
     pub pr_url: String,
@@ -53,12 +74,13 @@ pub fn verify(req: &GateRequest) -> Result<Option<Approval>> {
     verify_with(&Env::from_process(), req)
 }
 
-/// The pull-request fields of a `pull_request` / `pull_request_target` event payload.
+/// The pull-request fields of a `pull_request_target` event payload.
 #[derive(Debug, Default)]
 struct PrEvent {
     number: Option<u64>,
     head_sha: Option<String>,
     label: Option<String>,
+    sender: Option<String>,
 }
 
 fn read_event(settings: &Settings) -> Result<Option<PrEvent>> {
@@ -74,6 +96,7 @@ fn read_event(settings: &Settings) -> Result<Option<PrEvent>> {
         number: pr.get("number").and_then(Value::as_u64).or_else(|| event.get("number").and_then(Value::as_u64)),
         head_sha: pr.pointer("/head/sha").and_then(Value::as_str).map(str::to_string),
         label: event.pointer("/label/name").and_then(Value::as_str).map(str::to_string),
+        sender: event.pointer("/sender/login").and_then(Value::as_str).map(str::to_string),
     }))
 }
 
@@ -85,6 +108,12 @@ fn refuse(reason: String, help: &str) -> Error {
 /// event is not a pull-request event). Every refusal is [`Error::Refused`] (exit 3).
 pub fn verify_with(env: &Env, req: &GateRequest) -> Result<Option<Approval>> {
     let settings = Settings::from_env(env)?;
+    if settings.event_name.as_deref() == Some("pull_request") {
+        return Err(refuse(
+            "refusing to execute on a `pull_request` event: its workflow file comes from the pull request, so anyone who can push to the branch controls the job that holds the cluster's credentials".into(),
+            "migrate the execution workflow to `on: pull_request_target: types: [labeled]` (README, \"Migrating from the pull_request workflow\"): its workflow, action and binary come from the default branch",
+        ));
+    }
     let event = read_event(&settings)?;
     let number = match (req.pr, event.as_ref().and_then(|e| e.number)) {
         (Some(flag), Some(from_event)) if flag != from_event => {
@@ -100,7 +129,10 @@ pub fn verify_with(env: &Env, req: &GateRequest) -> Result<Option<Approval>> {
         && label != LABEL_EXECUTE_PLAN
     {
         return Err(refuse(
-            format!("the triggering event added the label `{label}` to #{number}, not `{LABEL_EXECUTE_PLAN}`"),
+            format!(
+                "the triggering event added the label `{}` to #{number}, not `{LABEL_EXECUTE_PLAN}`",
+                label.escape_debug()
+            ),
             "run execution only on the `execute-plan` label (`if: github.event.label.name == 'execute-plan'`)",
         ));
     }
@@ -112,7 +144,32 @@ pub fn verify_with(env: &Env, req: &GateRequest) -> Result<Option<Approval>> {
     };
     let client = Client::new(config);
     let gate = Gate { client: &client, settings: &settings, repo: &repo, number };
-    gate.check(req, event.and_then(|e| e.head_sha)).map(Some)
+    let result = gate.check(req, event.unwrap_or_default());
+    let (reads, writes) = client.counts();
+    if std::env::var_os("INFRA_SCALE_DEBUG_REQUESTS").is_some() {
+        eprintln!("note: the approval gate sent {reads} GitHub API request(s) ({writes} writes)");
+    }
+    result.map(Some)
+}
+
+/// The planner identity: a login, and the numeric id commits are matched by.
+struct Planner {
+    login: String,
+    id: Option<u64>,
+}
+
+impl Planner {
+    /// True when a user object (`{login, id}`) is the planner: by id when known, else by login.
+    fn is(&self, user: &Value) -> bool {
+        match self.id {
+            Some(id) => user.get("id").and_then(Value::as_u64) == Some(id),
+            None => login(user).eq_ignore_ascii_case(&self.login),
+        }
+    }
+}
+
+fn login(user: &Value) -> String {
+    user.get("login").and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 struct Gate<'a> {
@@ -127,7 +184,70 @@ impl Gate<'_> {
         format!("{}{rest}", self.repo.api_path())
     }
 
-    fn check(&self, req: &GateRequest, event_head: Option<String>) -> Result<Approval> {
+    fn planner(&self) -> Result<Planner> {
+        let login = sticky::bot_login(self.client, self.settings)?;
+        let id = match self.settings.planner_id {
+            Some(id) => Some(id),
+            None if login.eq_ignore_ascii_case(ACTIONS_BOT_LOGIN) => Some(ACTIONS_BOT_ID),
+            None if login.ends_with("[bot]") => {
+                return Err(refuse(
+                    format!(
+                        "the planner is the GitHub App `{login}`, but INFRA_SCALE_PLANNER_ID does not give its numeric user id"
+                    ),
+                    "set the repository variable INFRA_SCALE_PLANNER_ID to the `id` of GET /users/<app-slug>[bot] (logins alone are not trusted)",
+                ));
+            }
+            None => None,
+        };
+        Ok(Planner { login, id })
+    }
+
+    /// A whole list, or a refusal naming it.
+    fn list(&self, rest: &str, what: &str, permission: Permission, max_pages: usize) -> Result<Vec<Value>> {
+        let (items, complete) = self.client.get_pages_bounded(
+            &Request::get(self.path(rest), format!("read the {what} of #{}", self.number), permission),
+            max_pages,
+        )?;
+        if !complete {
+            return Err(refuse(
+                format!(
+                    "pull request #{} has more {what} than the gate reads ({} pages of 100); a partial list could hide an entry",
+                    self.number, max_pages
+                ),
+                "open a fresh plan pull request (run planning again after closing this one)",
+            ));
+        }
+        Ok(items)
+    }
+
+    /// The plan file's bytes at a commit; `None` when it is not there.
+    fn plan_at(&self, plan_path: &str, sha: &str) -> Result<Option<Vec<u8>>> {
+        match self.client.send(
+            &Request::get(
+                self.path(&format!("/contents/{}?ref={}", enc_path(plan_path), enc(sha))),
+                format!("read {plan_path} at {}", short(sha)),
+                Permission::ContentsRead,
+            )
+            .accept(ACCEPT_RAW),
+        ) {
+            Ok(resp) => Ok(Some(resp.body.into_bytes())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn permission_of(&self, user: &str) -> Result<(bool, String)> {
+        let permission = self.client.json(&Request::get(
+            self.path(&format!("/collaborators/{}/permission", enc(user))),
+            format!("read {user}'s permission"),
+            Permission::Metadata,
+        ))?;
+        let role = permission.get("role_name").and_then(Value::as_str).unwrap_or_default();
+        let legacy = permission.get("permission").and_then(Value::as_str).unwrap_or_default();
+        Ok((may_execute(role, legacy), if role.is_empty() { legacy.to_string() } else { role.to_string() }))
+    }
+
+    fn check(&self, req: &GateRequest, event: PrEvent) -> Result<Approval> {
         let n = self.number;
         let full_name = self.repo.full_name();
         let pr = self.client.json(&Request::get(
@@ -160,7 +280,8 @@ impl Gate<'_> {
         else {
             return Err(refuse(
                 format!(
-                    "pull request #{n} is from branch `{head_ref}`, not an infra-scale plan branch ({}<target>)",
+                    "pull request #{n} is from branch `{}`, not an infra-scale plan branch ({}<target>)",
+                    head_ref.escape_debug(),
                     super::BRANCH_PREFIX
                 ),
                 "execute only pull requests opened by `infra-scale plan --apply`",
@@ -169,7 +290,10 @@ impl Gate<'_> {
         let default_branch = s("/base/repo/default_branch");
         if !default_branch.is_empty() && s("/base/ref") != default_branch {
             return Err(refuse(
-                format!("pull request #{n} targets `{}`, not the default branch `{default_branch}`", s("/base/ref")),
+                format!(
+                    "pull request #{n} targets `{}`, not the default branch `{default_branch}`",
+                    s("/base/ref").escape_debug()
+                ),
                 "plan pull requests target the default branch; run planning again",
             ));
         }
@@ -187,114 +311,157 @@ impl Gate<'_> {
             ));
         }
         let head_sha = s("/head/sha");
-        if let Some(expected) = event_head
-            && expected != head_sha
+        if let Some(expected) = &event.head_sha
+            && *expected != head_sha
         {
             return Err(refuse(
                 format!(
                     "pull request #{n}'s head moved from {} (when the label was added) to {}",
-                    short(&expected),
+                    short(expected),
                     short(&head_sha)
                 ),
                 "new commits withdraw the approval: review the new head and add `execute-plan` again",
             ));
         }
 
-        // The plan at the head is the plan given to apply, and the one the planner published.
+        // The plan is the branch's plan file, read at the head through the API.
         let plan_path = super::plan_path(target);
-        let at_head = match self.client.send(
-            &Request::get(
-                self.path(&format!("/contents/{}?ref={}", enc_path(&plan_path), enc(&head_sha))),
-                format!("read {plan_path} at {}", short(&head_sha)),
-                Permission::ContentsRead,
-            )
-            .accept(ACCEPT_RAW),
-        ) {
-            Ok(resp) => resp.body,
-            Err(e) if e.is_not_found() => {
-                return Err(refuse(
-                    format!("there is no {plan_path} at the head of #{n} ({})", short(&head_sha)),
-                    "run planning again",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let head_digest = super::sha256_hex(at_head.as_bytes());
-        let local_digest = super::sha256_hex(req.plan_bytes);
-        if local_digest != head_digest {
+        let given = req.plan_path.trim_start_matches("./");
+        if given != plan_path {
             return Err(refuse(
                 format!(
-                    "the plan given to apply (sha256 {}) is not the plan at the head of #{n} (sha256 {}, {plan_path})",
-                    short(&local_digest),
-                    short(&head_digest)
+                    "apply --plan={} does not name the plan of #{n}: in a pull-request context --plan is the plan's path in the repository, {plan_path}",
+                    req.plan_path.escape_debug()
                 ),
-                "execute the plan file from the pull request's head commit",
+                "pass --plan=ops/plans/infra-scale/<target>/plan.yaml; the plan is read through the API at the approved head, never from the working directory",
             ));
         }
-        let bot = sticky::bot_login(self.client, self.settings)?;
-        let comments = super::publish::list_comments(self.client, self.repo, n)?;
-        let Some(comment) = comments.iter().find(|c| sticky::is_ours(c, &bot)) else {
+        let Some(at_head) = self.plan_at(&plan_path, &head_sha)? else {
             return Err(refuse(
-                format!("pull request #{n} has no plan comment written by the planner ({bot})"),
-                "run planning again; if the planner uses another identity, set INFRA_SCALE_BOT_LOGIN to its login",
-            ));
-        };
-        let comment_body = comment.get("body").and_then(Value::as_str).unwrap_or_default();
-        let comment_id = comment.get("id").and_then(Value::as_u64).unwrap_or_default();
-        let published = sticky::digest_of(comment_body).unwrap_or_default();
-        if published != head_digest {
-            return Err(refuse(
-                format!(
-                    "the plan at the head of #{n} has sha256 {}, but the planner's comment published {}",
-                    short(&head_digest),
-                    if published.is_empty() { "no digest".into() } else { short(&published) }
-                ),
-                "the plan was changed after it was published: run planning again and review the new plan",
-            ));
-        }
-
-        // No commit by anyone else touched the plan after the planner's.
-        let commits = self.client.get_pages(
-            &Request::get(
-                self.path(&format!("/pulls/{n}/commits?per_page=100")),
-                format!("read the commits of #{n}"),
-                Permission::PullRequestsRead,
-            ),
-            3,
-        )?;
-        let author = |c: &Value| c.pointer("/author/login").and_then(Value::as_str).unwrap_or_default().to_string();
-        let Some(last_bot) = commits.iter().rposition(|c| author(c).eq_ignore_ascii_case(&bot)) else {
-            return Err(refuse(
-                format!("pull request #{n} has no commit by the planner ({bot})"),
+                format!("there is no {plan_path} at the head of #{n} ({})", short(&head_sha)),
                 "run planning again",
             ));
         };
-        for c in &commits[last_bot + 1..] {
-            let sha = c.get("sha").and_then(Value::as_str).unwrap_or_default();
-            if self.touches(sha, &plan_path)? {
-                let who = author(c);
-                let who = if who.is_empty() { "an unknown author".to_string() } else { who };
+        let head_digest = super::sha256_hex(&at_head);
+
+        // Every commit, and the newest one the planner made (verified, committed by the planner).
+        let planner = self.planner()?;
+        let bot = planner.login.clone();
+        let expected_commits = pr.get("commits").and_then(Value::as_u64).unwrap_or_default();
+        if expected_commits > MAX_PR_COMMITS {
+            return Err(refuse(
+                format!(
+                    "pull request #{n} has {expected_commits} commits, more than the {MAX_PR_COMMITS} GitHub lists"
+                ),
+                "run planning again: the planner rebuilds the branch as one commit",
+            ));
+        }
+        let commits =
+            self.list(&format!("/pulls/{n}/commits?per_page=100"), "commits", Permission::PullRequestsRead, 3)?;
+        if commits.len() as u64 != expected_commits {
+            return Err(refuse(
+                format!(
+                    "pull request #{n} has {expected_commits} commits, but the commit list read {}; refusing to judge a partial list",
+                    commits.len()
+                ),
+                "add the label again; if it persists, run planning again",
+            ));
+        }
+        let verified = |c: &Value| c.pointer("/commit/verification/verified").and_then(Value::as_bool) == Some(true);
+        let committer = |c: &Value| c.get("committer").cloned().unwrap_or(Value::Null);
+        let sha_of = |c: &Value| c.get("sha").and_then(Value::as_str).unwrap_or_default().to_string();
+        let is_planners = |c: &Value| verified(c) && planner.is(&committer(c));
+        let Some(last_bot) = commits.iter().rposition(is_planners) else {
+            if let Some(c) = commits
+                .iter()
+                .rev()
+                .find(|c| planner.is(&committer(c)) || planner.is(c.get("author").unwrap_or(&Value::Null)))
+            {
                 return Err(refuse(
-                    format!("commit {} by {who} changed {plan_path} after the planner's commit", short(sha)),
+                    format!(
+                        "commit {} on #{n} names the planner ({bot}) but GitHub did not verify its signature: it is not the planner's",
+                        short(&sha_of(c))
+                    ),
+                    "only commits the planner creates through the API (signed by GitHub) count; run planning again",
+                ));
+            }
+            return Err(refuse(
+                format!("pull request #{n} has no commit that the planner ({bot}) made and GitHub verified"),
+                "run planning again",
+            ));
+        };
+        let planner_sha = sha_of(&commits[last_bot]);
+        if planner_sha != head_sha {
+            let planned = self.plan_at(&plan_path, &planner_sha)?.unwrap_or_default();
+            if planned != at_head {
+                return Err(refuse(
+                    format!(
+                        "the plan at the head of #{n} (sha256 {}) is not the plan the planner committed in {} (sha256 {})",
+                        short(&head_digest),
+                        short(&planner_sha),
+                        short(&super::sha256_hex(&planned))
+                    ),
                     "only the planner may change a plan: run planning again to replace the branch",
                 ));
             }
         }
-        // The branch may change nothing but the plan and its summary: the execution workflow and
-        // the action run from this checkout, with the cluster's credentials.
-        let files = self.client.get_pages(
-            &Request::get(
-                self.path(&format!("/pulls/{n}/files?per_page=100")),
-                format!("read the files changed by #{n}"),
-                Permission::PullRequestsRead,
-            ),
-            30,
-        )?;
+        // Who else pushed to the branch (they may not approve it), and did they touch the plan?
+        let mut pushers = BTreeSet::new();
+        for c in &commits[..] {
+            if is_planners(c) {
+                continue;
+            }
+            let sha = sha_of(c);
+            for role in ["author", "committer"] {
+                let who = c.get(role).map(login).unwrap_or_default();
+                if who.is_empty() {
+                    return Err(refuse(
+                        format!(
+                            "commit {} on #{n} has a {role} GitHub cannot link to an account, so the gate cannot tell who pushed it",
+                            short(&sha)
+                        ),
+                        "run planning again to rebuild the branch with the planner's commit only",
+                    ));
+                }
+                pushers.insert(who.to_ascii_lowercase());
+            }
+        }
+        for c in &commits[last_bot + 1..] {
+            let sha = sha_of(c);
+            if self.touches(&sha, &plan_path)? {
+                let who = c.get("author").map(login).unwrap_or_default();
+                return Err(refuse(
+                    format!("commit {} by {who} changed {plan_path} after the planner's commit", short(&sha)),
+                    "only the planner may change a plan: run planning again to replace the branch",
+                ));
+            }
+        }
+
+        // The branch changes nothing but the plan and its summary.
+        let expected_files = pr.get("changed_files").and_then(Value::as_u64).unwrap_or_default();
+        if expected_files > MAX_PR_FILES {
+            return Err(refuse(
+                format!("pull request #{n} changes {expected_files} files, more than the {MAX_PR_FILES} GitHub lists"),
+                "a plan branch changes two files: run planning again",
+            ));
+        }
+        let files =
+            self.list(&format!("/pulls/{n}/files?per_page=100"), "changed files", Permission::PullRequestsRead, 30)?;
+        if files.len() as u64 != expected_files {
+            return Err(refuse(
+                format!(
+                    "pull request #{n} changes {expected_files} files, but the file list read {}; refusing to judge a partial list",
+                    files.len()
+                ),
+                "add the label again; if it persists, run planning again",
+            ));
+        }
         let allowed = [plan_path.clone(), super::summary_path(target)];
-        let others: Vec<&str> = files
+        let others: Vec<String> = files
             .iter()
             .filter_map(|f| f.get("filename").and_then(Value::as_str))
             .filter(|name| !allowed.iter().any(|a| a == name))
+            .map(|name| name.escape_debug().to_string())
             .collect();
         if !others.is_empty() {
             let shown = if others.len() > 5 {
@@ -304,7 +471,7 @@ impl Gate<'_> {
             };
             return Err(refuse(
                 format!(
-                    "pull request #{n} changes files other than the plan: {shown}; execution runs this checkout with the cluster's credentials, so a plan branch may change only {} and {}",
+                    "pull request #{n} changes files other than the plan: {shown}; a plan branch may change only {} and {}",
                     allowed[0], allowed[1]
                 ),
                 "move other changes to their own pull request, then run planning again to reset the plan branch",
@@ -317,15 +484,74 @@ impl Gate<'_> {
             .unwrap_or_default()
             .to_string();
 
-        // Who added the label, when, and may they execute?
-        let events = self.client.get_pages(
-            &Request::get(
-                self.path(&format!("/issues/{n}/events?per_page=100")),
-                format!("read who labelled #{n}"),
-                Permission::PullRequestsRead,
-            ),
-            10,
-        )?;
+        // A second person approved exactly this head.
+        let reviews =
+            self.list(&format!("/pulls/{n}/reviews?per_page=100"), "reviews", Permission::PullRequestsRead, 10)?;
+        let state = |r: &Value| r.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
+        let reviewer = |r: &Value| r.get("user").cloned().unwrap_or(Value::Null);
+        let at = |r: &Value| r.get("commit_id").and_then(Value::as_str) == Some(head_sha.as_str());
+        let mut reasons = Vec::new();
+        let mut approver = None;
+        let mut checked: Vec<(String, bool, String)> = Vec::new();
+        for r in reviews.iter().filter(|r| state(r) == "APPROVED" && at(r)) {
+            let user = reviewer(r);
+            let who = login(&user);
+            if who.is_empty() || approver.is_some() {
+                continue;
+            }
+            if planner.is(&user) || who.eq_ignore_ascii_case(&bot) {
+                reasons.push(format!("{who} is the planner identity"));
+                continue;
+            }
+            if pushers.contains(&who.to_ascii_lowercase()) {
+                reasons.push(format!("{who} authored or committed a commit on the branch"));
+                continue;
+            }
+            let same = |x: &Value| reviewer(x).get("id") == user.get("id") && login(&reviewer(x)) == who;
+            let latest = reviews.iter().rev().find(|x| same(x) && state(x) != "PENDING" && state(x) != "COMMENTED");
+            if let Some(l) = latest.map(state)
+                && (l == "CHANGES_REQUESTED" || l == "DISMISSED")
+            {
+                reasons.push(format!("{who}'s latest review is {l}"));
+                continue;
+            }
+            if checked.iter().any(|(c, _, _)| *c == who) {
+                continue;
+            }
+            let (ok, role) = self.permission_of(&who)?;
+            checked.push((who.clone(), ok, role.clone()));
+            if !ok {
+                reasons.push(format!("{who} has the `{role}` role (approving needs write, maintain or admin)"));
+                continue;
+            }
+            approver = Some(who);
+        }
+        let Some(approver) = approver else {
+            let reason = if !reasons.is_empty() {
+                reasons.sort();
+                reasons.dedup();
+                format!("no approving review of the head of #{n} ({}) counts: {}", short(&head_sha), reasons.join("; "))
+            } else if let Some(r) = reviews.iter().find(|r| state(r) == "DISMISSED" && at(r)) {
+                format!("the review of #{n}'s head ({}) by {} was dismissed", short(&head_sha), login(&reviewer(r)))
+            } else if let Some(r) = reviews.iter().rev().find(|r| state(r) == "APPROVED") {
+                format!(
+                    "{} approved commit {} of #{n}, not its head {}",
+                    login(&reviewer(r)),
+                    short(r.get("commit_id").and_then(Value::as_str).unwrap_or_default()),
+                    short(&head_sha)
+                )
+            } else {
+                format!("pull request #{n} has no approving review")
+            };
+            return Err(refuse(
+                reason,
+                "a person with write access who pushed nothing to the branch must approve the pull request (Review changes → Approve) at its current head, then add the label",
+            ));
+        };
+
+        // Who added the label: the event's sender, after the head commit, with write access.
+        let events =
+            self.list(&format!("/issues/{n}/events?per_page=100"), "issue events", Permission::PullRequestsRead, 10)?;
         let Some(labelled) = events.iter().rev().find(|e| {
             e.get("event").and_then(Value::as_str) == Some("labeled")
                 && e.pointer("/label/name").and_then(Value::as_str) == Some(LABEL_EXECUTE_PLAN)
@@ -333,6 +559,16 @@ impl Gate<'_> {
             return Err(refuse(format!("cannot find who added `{LABEL_EXECUTE_PLAN}` to #{n}"), "add the label again"));
         };
         let labeller = labelled.pointer("/actor/login").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(sender) = &event.sender
+            && !sender.eq_ignore_ascii_case(&labeller)
+        {
+            return Err(refuse(
+                format!(
+                    "the triggering event was sent by {sender}, but `{LABEL_EXECUTE_PLAN}` on #{n} was last added by {labeller}"
+                ),
+                "add the label again (the run must be started by the person who labels)",
+            ));
+        }
         let labelled_at = labelled.get("created_at").and_then(Value::as_str).unwrap_or_default();
         if !head_date.is_empty() && !labelled_at.is_empty() && labelled_at < head_date.as_str() {
             return Err(refuse(
@@ -342,7 +578,10 @@ impl Gate<'_> {
                 "the approval predates the current plan commit: review it and add the label again",
             ));
         }
-        if labeller.is_empty() || labeller.eq_ignore_ascii_case(&bot) {
+        if labeller.is_empty()
+            || labeller.eq_ignore_ascii_case(&bot)
+            || planner.is(labelled.get("actor").unwrap_or(&Value::Null))
+        {
             return Err(refuse(
                 format!(
                     "`{LABEL_EXECUTE_PLAN}` on #{n} was added by the planner's own identity ({bot}), not by a person"
@@ -350,15 +589,11 @@ impl Gate<'_> {
                 "a person with write, maintain or admin permission must add the label",
             ));
         }
-        let permission = self.client.json(&Request::get(
-            self.path(&format!("/collaborators/{}/permission", enc(&labeller))),
-            format!("read {labeller}'s permission"),
-            Permission::Metadata,
-        ))?;
-        let role = permission.get("role_name").and_then(Value::as_str).unwrap_or_default();
-        let legacy = permission.get("permission").and_then(Value::as_str).unwrap_or_default();
-        if !may_execute(role, legacy) {
-            let role = if role.is_empty() { legacy } else { role };
+        let (ok, role) = match checked.iter().find(|(who, _, _)| who.eq_ignore_ascii_case(&labeller)) {
+            Some((_, ok, role)) => (*ok, role.clone()),
+            None => self.permission_of(&labeller)?,
+        };
+        if !ok {
             return Err(refuse(
                 format!(
                     "{labeller}, who added `{LABEL_EXECUTE_PLAN}` to #{n}, has the `{role}` role; executing needs write, maintain or admin"
@@ -367,12 +602,26 @@ impl Gate<'_> {
             ));
         }
 
-        // Not already executed (the planner's comment records each success).
-        if sticky::executed_digests(comment_body).contains(&head_digest) && !req.force {
-            return Err(refuse(
-                format!("plan sha256 {} on #{n} was already executed successfully", short(&head_digest)),
-                "pass --force to execute the same plan again",
-            ));
+        // Not already executed: a success status of the executor on this head.
+        if !req.force {
+            let statuses = self.list(
+                &format!("/commits/{}/statuses?per_page=100", enc(&head_sha)),
+                "commit statuses",
+                Permission::ContentsRead,
+                10,
+            )?;
+            if statuses.iter().any(|st| {
+                st.get("context").and_then(Value::as_str) == Some(STATUS_CONTEXT)
+                    && st.get("state").and_then(Value::as_str) == Some("success")
+            }) {
+                return Err(refuse(
+                    format!(
+                        "the head of #{n} ({}) was already executed successfully (status `{STATUS_CONTEXT}`)",
+                        short(&head_sha)
+                    ),
+                    "pass --force (action input `force: true`) to execute the same plan again",
+                ));
+            }
         }
 
         Ok(Approval {
@@ -380,9 +629,10 @@ impl Gate<'_> {
             pr_number: n,
             head_sha,
             plan_sha256: head_digest,
+            plan_bytes: at_head,
             labeller,
+            approver,
             target: target.to_string(),
-            comment_id,
             bot_login: bot,
             pr_url: s("/html_url"),
         })

@@ -1,7 +1,11 @@
 //! Reporting an execution back on the pull request: the journal in the planner's sticky comment
 //! (with a record of the executed digest on success), labels swapped (`needs-approval` and
-//! `execute-plan` → `executed` or `execute-failed`), a commit status on the head SHA, and the
-//! step summary. Every step is attempted; the first failure is returned at the end.
+//! `execute-plan` → `executed` or `execute-failed`), a commit status on the executed head SHA
+//! (what the gate reads to refuse a replay), and the step summary. Every step is attempted; the
+//! first failure is returned at the end.
+//!
+//! The head is re-read before the labels are swapped: when a new plan was pushed while this one
+//! ran, the labels belong to the new plan and are left alone.
 
 use serde_json::{Value, json};
 
@@ -73,7 +77,7 @@ pub fn post_with(env: &Env, approval: &Approval, report: &ExecutionReport) -> Re
     section.push('\n');
 
     let mut errors: Vec<String> = Vec::new();
-    let mut note = |r: Result<()>| {
+    let note = |errors: &mut Vec<String>, r: Result<()>| {
         if let Err(e) = r {
             errors.push(e.to_string());
         }
@@ -81,17 +85,45 @@ pub fn post_with(env: &Env, approval: &Approval, report: &ExecutionReport) -> Re
 
     if let Some(path) = &settings.step_summary {
         note(
+            &mut errors,
             crate::runner::append_step_summary_to(path, &format!("## infra-scale: #{n}\n\n{section}"))
                 .map_err(Error::Failed),
         );
     }
-    note(update_comment(&client, &repo, approval, report, &section));
+    note(&mut errors, update_comment(&client, &repo, &settings, approval, report, &section));
+    let current_head = client
+        .json(&Request::get(
+            format!("{}/pulls/{n}", repo.api_path()),
+            format!("re-read pull request #{n}"),
+            Permission::PullRequestsRead,
+        ))
+        .map(|pr| pr.pointer("/head/sha").and_then(Value::as_str).unwrap_or_default().to_string());
+    let moved = match current_head {
+        Ok(head) if head == approval.head_sha => None,
+        Ok(head) => Some(head),
+        Err(e) => {
+            errors.push(format!("{e} (labels left unchanged)"));
+            Some(String::new())
+        }
+    };
+    if let Some(head) = moved.as_deref().filter(|h| !h.is_empty()) {
+        errors.push(format!(
+            "the head of #{n} moved to {head} during execution: labels left for the new plan (the executed head {} got the status)",
+            approval.head_sha
+        ));
+    }
+    let state = if report.success { "success" } else { "failure" };
+    note(&mut errors, set_status(&client, &repo, &settings, approval, state, &report.summary_line));
+    if moved.is_some() {
+        return finish(n, &errors);
+    }
     let (add, opposite) =
         if report.success { (LABEL_EXECUTED, LABEL_EXECUTE_FAILED) } else { (LABEL_EXECUTE_FAILED, LABEL_EXECUTED) };
     for label in [LABEL_EXECUTE_PLAN, LABEL_NEEDS_APPROVAL, opposite] {
-        note(super::publish::remove_label(&client, &repo, n, label));
+        note(&mut errors, super::publish::remove_label(&client, &repo, n, label));
     }
     note(
+        &mut errors,
         client
             .send(
                 &Request::new(
@@ -106,9 +138,10 @@ pub fn post_with(env: &Env, approval: &Approval, report: &ExecutionReport) -> Re
             .map(|_| ())
             .map_err(Error::from),
     );
-    let state = if report.success { "success" } else { "failure" };
-    note(set_status(&client, &repo, &settings, approval, state, &report.summary_line));
+    finish(n, &errors)
+}
 
+fn finish(n: u64, errors: &[String]) -> Result<()> {
     match errors.first() {
         None => Ok(()),
         Some(_) => Err(Error::Failed(anyhow::anyhow!(
@@ -121,12 +154,24 @@ pub fn post_with(env: &Env, approval: &Approval, report: &ExecutionReport) -> Re
 fn update_comment(
     client: &Client,
     repo: &Repo,
+    settings: &Settings,
     approval: &Approval,
     report: &ExecutionReport,
     section: &str,
 ) -> Result<()> {
-    let path = format!("{}/issues/comments/{}", repo.api_path(), approval.comment_id);
-    let current = client.json(&Request::get(path.clone(), "read the plan comment", Permission::PullRequestsRead))?;
+    let comments = super::publish::list_comments(client, repo, approval.pr_number)?;
+    let login = match &settings.bot_login {
+        Some(l) => l.clone(),
+        None => approval.bot_login.clone(),
+    };
+    let Some(current) = comments.iter().find(|c| sticky::is_ours(c, &login)) else {
+        return Err(Error::Failed(anyhow::anyhow!(
+            "pull request #{} has no plan comment by {login} to report in (the step summary has the journal)",
+            approval.pr_number
+        )));
+    };
+    let id = current.get("id").and_then(Value::as_u64).unwrap_or_default();
+    let path = format!("{}/issues/comments/{id}", repo.api_path());
     let body = current.get("body").and_then(Value::as_str).unwrap_or_default();
     let record = report.success.then(|| sticky::executed_line(&approval.plan_sha256, &approval.head_sha));
     let updated = sticky::with_execution(body, section, record.as_deref());

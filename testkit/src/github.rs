@@ -351,6 +351,54 @@ impl FakeGitHub {
         sha
     }
 
+    /// Like [`FakeGitHub::push_commit_as`], but the commit is verified and committed by `login`,
+    /// as when that identity creates it through the API (e.g. a workflow on another branch
+    /// using the workflow token).
+    pub fn push_verified_commit_as(&self, branch: &str, login: &str, files: &[(&str, &str)]) -> String {
+        let sha = self.push_commit_as(branch, login, files);
+        if let Some(c) = lock(&self.shared.state).commits.get_mut(&sha) {
+            c.verified = true;
+            c.committer = login.into();
+        }
+        sha
+    }
+
+    /// Submits a pull-request review as `user` (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) on
+    /// `commit_id` (the current head when `None`); returns the review id.
+    pub fn review_as(&self, number: u64, user: &str, state: &str, commit_id: Option<&str>) -> u64 {
+        let mut s = lock(&self.shared.state);
+        let head = s.pulls.iter().find(|p| p.number == number).map(|p| s.pull_head_sha(p)).unwrap_or_default();
+        let commit = commit_id.map_or(head, str::to_string);
+        s.add_review(number, user, state, &commit)
+    }
+
+    /// Dismisses a review, as a maintainer or branch protection does: its state becomes `DISMISSED`.
+    pub fn dismiss_review(&self, id: u64) {
+        if let Some(r) = lock(&self.shared.state).reviews.iter_mut().find(|r| r.id == id) {
+            r.state = "DISMISSED".into();
+        }
+    }
+
+    /// Makes the PR object report these `commits` / `changed_files` counts (a list that then
+    /// reads shorter than the count, as when entries are hidden).
+    pub fn set_pull_counts(&self, number: u64, commits: Option<u64>, changed_files: Option<u64>) {
+        self.edit_pull(number, |p| p.counts_override = (commits, changed_files));
+    }
+
+    /// Sets a commit status directly (as any writer with `statuses: write` can).
+    pub fn set_status_as(&self, sha: &str, login: &str, state: &str, context: &str) {
+        let mut s = lock(&self.shared.state);
+        let id = s.reviews.len() as u64 + s.statuses.len() as u64 + 1;
+        let created_at = s.now();
+        let status = serde_json::json!({"id": id, "state": state, "context": context, "description": "", "creator": {"login": login, "id": state::user_id(login)}, "created_at": created_at});
+        s.statuses.push((sha.to_string(), status));
+    }
+
+    /// A login's numeric user id, as the fake reports it.
+    pub fn user_id(login: &str) -> u64 {
+        state::user_id(login)
+    }
+
     /// Sets a PR's state (`open`/`closed`), `merged` when `closed` and `merged`.
     pub fn set_pull_state(&self, number: u64, state: &str, merged: bool) {
         self.edit_pull(number, |p| {
@@ -393,6 +441,7 @@ impl FakeGitHub {
             user: author.into(),
             labels: Vec::new(),
             requested_reviewers: Vec::new(),
+            counts_override: (None, None),
         });
         number
     }

@@ -5,7 +5,8 @@
 //! - inputs: the caller's `with:` values, else the input's `default` (itself an expression, e.g.
 //!   `${{ github.token }}`); `required` is not enforced (the runner passes ''). Composite actions get
 //!   no `INPUT_*` variables: inputs reach scripts only through `${{ inputs.x }}` in `env:`.
-//! - `run:` steps with `shell: bash`, executed as `bash --noprofile --norc -eo pipefail {file}`,
+//! - `run:` steps with `shell: bash`, executed as `bash --noprofile --norc -eo pipefail {file}`, or
+//!   a custom bash command line with `{0}` (e.g. `/usr/bin/env -u BASH_ENV … bash … {0}`),
 //!   with `env:`, `if:` (`success()`, `failure()`, `always()`, comparisons), `working-directory:`.
 //! - per-step files `GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_STEP_SUMMARY` in the
 //!   runner's formats (`name=value`, `name<<DELIM` … `DELIM`; a missing delimiter fails the step);
@@ -196,6 +197,7 @@ impl Action {
             inputs: BTreeMap::new(),
             steps: BTreeMap::new(),
             failed: false,
+            extra: BTreeMap::new(),
         };
         // Inputs: given values, else defaults (evaluated); only declared inputs exist.
         if let Some(Yaml::Mapping(decl)) = self.doc.get("inputs") {
@@ -243,7 +245,14 @@ impl Action {
                 continue;
             }
             let shell = step.get("shell").and_then(Yaml::as_str).expect("a composite run step needs `shell:`");
-            assert_eq!(shell, "bash", "only `shell: bash` is emulated");
+            // `bash` is `bash --noprofile --norc -eo pipefail {0}`; a custom shell is a command line
+            // whose `{0}` is the script file (actions/runner ScriptHandlerHelpers).
+            let shell_words: Vec<String> = if shell == "bash" {
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"].map(String::from).to_vec()
+            } else {
+                assert!(shell.contains("{0}") && shell.contains("bash"), "only bash shells are emulated: {shell}");
+                shell.split_whitespace().map(String::from).collect()
+            };
             let body = ctx.interpolate(step.get("run").and_then(Yaml::as_str).expect("run step"));
             let script = harness_dir.join(format!("step-{index}.sh"));
             std::fs::write(&script, &body).expect("write step script");
@@ -289,9 +298,10 @@ impl Action {
                 None => job.workspace.clone(),
             };
 
-            let out = Command::new("bash")
-                .args(["--noprofile", "--norc", "-eo", "pipefail"])
-                .arg(&script)
+            let script_arg = script.display().to_string();
+            let argv: Vec<String> = shell_words.iter().map(|w| w.replace("{0}", &script_arg)).collect();
+            let out = Command::new(&argv[0])
+                .args(&argv[1..])
                 .env_clear()
                 .envs(&env)
                 .current_dir(&cwd)
@@ -448,6 +458,39 @@ struct Context {
     inputs: BTreeMap<String, String>,
     steps: BTreeMap<String, Json>,
     failed: bool,
+    /// Further contexts of a workflow (`needs`, `vars`, `secrets`, `job`).
+    extra: BTreeMap<String, Json>,
+}
+
+/// Evaluates an expression against named contexts (`github`, `needs`, `steps`, `vars`, …), for
+/// the workflow emulation in `workflow.rs`.
+pub fn evaluate_with(contexts: &BTreeMap<String, Json>, expr: &str) -> Json {
+    context_from(contexts).evaluate_condition(expr)
+}
+
+/// Replaces every `${{ expr }}` in `text`, against named contexts.
+pub fn interpolate_with(contexts: &BTreeMap<String, Json>, text: &str) -> String {
+    context_from(contexts).interpolate(text)
+}
+
+/// Truthiness as the runner sees it.
+pub fn is_truthy(v: &Json) -> bool {
+    truthy(v)
+}
+
+fn context_from(contexts: &BTreeMap<String, Json>) -> Context {
+    let mut extra = contexts.clone();
+    let github = extra.remove("github").unwrap_or(Json::Null);
+    let runner = extra.remove("runner").unwrap_or(Json::Null);
+    let steps = match extra.remove("steps") {
+        Some(Json::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let env = match extra.remove("env") {
+        Some(Json::Object(m)) => m.into_iter().map(|(k, v)| (k, to_text(&v))).collect(),
+        _ => BTreeMap::new(),
+    };
+    Context { github, env, runner, inputs: BTreeMap::new(), steps, failed: false, extra }
 }
 
 impl Context {
@@ -504,7 +547,7 @@ impl Context {
             "env" => serde_json::to_value(&self.env).expect("env"),
             "inputs" => serde_json::to_value(&self.inputs).expect("inputs"),
             "steps" => serde_json::to_value(&self.steps).expect("steps"),
-            other => panic!("unsupported context `{other}`"),
+            other => self.extra.get(other).cloned().unwrap_or_else(|| panic!("unsupported context `{other}`")),
         };
         let mut v = &base;
         for key in rest {
@@ -526,6 +569,7 @@ enum Token {
     LParen,
     RParen,
     Not,
+    Comma,
     Eq,
     Ne,
     And,
@@ -551,6 +595,10 @@ fn tokenize(expr: &str) -> Vec<Token> {
             }
             ')' => {
                 out.push(Token::RParen);
+                i += 1
+            }
+            ',' => {
+                out.push(Token::Comma);
                 i += 1
             }
             _ if two == "==" => {
@@ -683,13 +731,29 @@ impl Parser<'_> {
             }
             Token::Ident(name) if self.peek() == Some(&Token::LParen) => {
                 self.pos += 1;
-                assert_eq!(
-                    self.peek(),
-                    Some(&Token::RParen),
-                    "functions with arguments are not supported: `{}`",
-                    self.expr
-                );
+                let mut args = Vec::new();
+                while self.peek() != Some(&Token::RParen) {
+                    args.push(self.or());
+                    if self.peek() == Some(&Token::Comma) {
+                        self.pos += 1;
+                    }
+                }
                 self.pos += 1;
+                let text = |i: usize| to_text(args.get(i).unwrap_or(&Json::Null)).to_lowercase();
+                match name.as_str() {
+                    // String functions compare case-insensitively, as GitHub's do.
+                    "startsWith" => return Json::Bool(text(0).starts_with(&text(1))),
+                    "endsWith" => return Json::Bool(text(0).ends_with(&text(1))),
+                    "contains" => return Json::Bool(text(0).contains(&text(1))),
+                    "format" => {
+                        let mut out = to_text(&args[0]);
+                        for (i, a) in args.iter().enumerate().skip(1) {
+                            out = out.replace(&format!("{{{}}}", i - 1), &to_text(a));
+                        }
+                        return Json::String(out);
+                    }
+                    _ => assert!(args.is_empty(), "unsupported function `{name}` with arguments in `{}`", self.expr),
+                }
                 match name.as_str() {
                     "success" => Json::Bool(!self.ctx.failed),
                     "failure" => Json::Bool(self.ctx.failed),

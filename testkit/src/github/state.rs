@@ -40,7 +40,23 @@ pub struct Commit {
     pub parents: Vec<String>,
     pub message: String,
     pub author: String,
+    /// Who committed: the author for a pushed commit, the token's identity for an API commit.
+    pub committer: String,
+    /// GitHub verified the commit's signature: true for commits created through the API (GitHub
+    /// signs them), false for pushed commits (unsigned, whatever e-mail they claim).
+    pub verified: bool,
     pub date: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub id: u64,
+    pub pull: u64,
+    pub user: String,
+    /// APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED (an approval or change request that was dismissed).
+    pub state: String,
+    pub commit_id: String,
+    pub submitted_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +75,8 @@ pub struct Pull {
     pub user: String,
     pub labels: Vec<String>,
     pub requested_reviewers: Vec<String>,
+    /// Overrides of the `commits` / `changed_files` counts (to model a list that reads short).
+    pub counts_override: (Option<u64>, Option<u64>),
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +118,7 @@ pub struct State {
     pub events: Vec<IssueEvent>,
     pub roles: BTreeMap<String, String>,
     pub statuses: Vec<(String, Value)>,
+    pub reviews: Vec<Review>,
     next_id: u64,
     next_sha: u64,
     clock: u64,
@@ -190,6 +209,7 @@ impl State {
             events: Vec::new(),
             roles: BTreeMap::new(),
             statuses: Vec::new(),
+            reviews: Vec::new(),
             next_id: 0,
             next_sha: 0,
             clock: 0,
@@ -256,6 +276,8 @@ impl State {
                 parents: parent.map(|p| vec![p.to_string()]).unwrap_or_default(),
                 message: message.into(),
                 author: author.into(),
+                committer: author.into(),
+                verified: false,
                 date,
             },
         );
@@ -292,7 +314,7 @@ impl State {
 
     fn user(&self, login: &str) -> Value {
         let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
-        json!({"login": login, "id": login.len() as u64 * 1000 + 7, "type": kind})
+        json!({"login": login, "id": user_id(login), "type": kind})
     }
 
     fn repo_json(&self) -> Value {
@@ -309,7 +331,10 @@ impl State {
     pub fn pull_json(&self, p: &Pull, ctx_server: &str, api_url: &str) -> Value {
         let base_sha = self.resolve(&p.base_ref).unwrap_or_default();
         let head_repo = json!({"full_name": p.head_repo, "name": p.head_repo.split('/').nth(1).unwrap_or_default(), "default_branch": self.default_branch});
+        let commits = p.counts_override.0.unwrap_or(self.pull_commits(p).len() as u64);
+        let changed_files = p.counts_override.1.unwrap_or(self.pull_files(p).map_or(0, |f| f.len() as u64));
         json!({
+            "commits": commits, "changed_files": changed_files,
             "id": 900_000 + p.number, "number": p.number, "state": p.state, "draft": p.draft, "merged": p.merged,
             "locked": false, "title": p.title, "body": p.body,
             "url": format!("{api_url}/repos/{}/pulls/{}", self.full_name(), p.number),
@@ -339,13 +364,63 @@ impl State {
                 "message": c.message,
                 "tree": {"sha": c.tree},
                 "author": {"name": c.author, "email": format!("{}@users.noreply.github.com", c.author), "date": c.date},
-                "committer": {"name": c.author, "email": format!("{}@users.noreply.github.com", c.author), "date": c.date},
-                "verification": {"verified": c.author.ends_with("[bot]"), "reason": if c.author.ends_with("[bot]") { "valid" } else { "unsigned" }},
+                "committer": {"name": c.committer, "email": format!("{}@users.noreply.github.com", c.committer), "date": c.date},
+                "verification": {"verified": c.verified, "reason": if c.verified { "valid" } else { "unsigned" }, "signature": Value::Null, "payload": Value::Null, "verified_at": Value::Null},
             },
             "author": self.user(&c.author),
-            "committer": self.user(&c.author),
+            "committer": self.user(&c.committer),
             "parents": c.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>(),
         })
+    }
+
+    /// The PR's commits, oldest first, following first parents from the head down to the base.
+    pub fn pull_commits(&self, p: &Pull) -> Vec<String> {
+        let base = self.ancestors(&self.resolve(&p.base_ref).unwrap_or_default());
+        let mut chain = Vec::new();
+        let mut at = Some(self.pull_head_sha(p));
+        while let Some(sha) = at {
+            if base.contains(&sha) || !self.commits.contains_key(&sha) {
+                break;
+            }
+            at = self.commits[&sha].parents.first().cloned();
+            chain.push(sha);
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// The diff of the head against the base branch's tip (the merge base here); `None` without a head commit.
+    pub fn pull_files(&self, p: &Pull) -> Option<Vec<Value>> {
+        let empty = BTreeMap::new();
+        let base = self.resolve(&p.base_ref).and_then(|sha| self.commits.get(&sha)).map(|c| &self.trees[&c.tree]);
+        let base = base.unwrap_or(&empty);
+        let head = self.commits.get(&self.pull_head_sha(p)).map(|c| &self.trees[&c.tree])?;
+        let mut files = Vec::new();
+        for (path, blob) in head {
+            match base.get(path) {
+                None => files.push(json!({"sha": blob, "filename": path, "status": "added", "additions": 1, "deletions": 0, "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""})),
+                Some(b) if b != blob && self.blobs[b] != self.blobs[blob] => files.push(json!({"sha": blob, "filename": path, "status": "modified", "additions": 1, "deletions": 1, "changes": 2, "blob_url": "", "raw_url": "", "contents_url": ""})),
+                _ => {}
+            }
+        }
+        for (path, blob) in base.iter().filter(|(p, _)| !head.contains_key(*p)) {
+            files.push(json!({"sha": blob, "filename": path, "status": "removed", "additions": 0, "deletions": 1, "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""}));
+        }
+        Some(files)
+    }
+
+    /// Submits a review as `user` on `commit_id`; returns its id.
+    pub fn add_review(&mut self, number: u64, user: &str, state: &str, commit_id: &str) -> u64 {
+        let (id, submitted_at) = (self.id(), self.now());
+        self.reviews.push(Review {
+            id,
+            pull: number,
+            user: user.into(),
+            state: state.into(),
+            commit_id: commit_id.into(),
+            submitted_at,
+        });
+        id
     }
 
     pub fn add_label(&mut self, number: u64, label: &str, actor: &str) {
@@ -538,7 +613,11 @@ impl State {
                 let sha = self.sha();
                 let date = self.now();
                 let message = ctx.str_field("message").unwrap_or_default().to_string();
-                self.commits.insert(sha.clone(), Commit { tree, parents, message, author: me, date });
+                // GitHub signs commits made through the API: verified, committed by the token's identity.
+                self.commits.insert(
+                    sha.clone(),
+                    Commit { tree, parents, message, author: me.clone(), committer: me, verified: true, date },
+                );
                 Reply::json(
                     201,
                     self.commit_json(&sha)["commit"].clone().as_object().map_or(json!({}), |c| {
@@ -619,46 +698,37 @@ impl State {
                 let Some(p) = self.pulls.iter().find(|p| Some(p.number) == ctx.number("pull_number")) else {
                     return Reply::message(404, "Not Found");
                 };
-                let base = self.ancestors(&self.resolve(&p.base_ref).unwrap_or_default());
-                // Oldest first, following first parents from the head.
-                let mut chain = Vec::new();
-                let mut at = Some(self.pull_head_sha(p));
-                while let Some(sha) = at {
-                    if base.contains(&sha) || !self.commits.contains_key(&sha) {
-                        break;
-                    }
-                    at = self.commits[&sha].parents.first().cloned();
-                    chain.push(sha);
+                let list = self.pull_commits(p).iter().map(|s| self.commit_json(s)).collect();
+                paginate(ctx, list)
+            }
+            ("GET", "/pulls/{pull_number}/reviews") => {
+                let n = ctx.number("pull_number");
+                if !self.pulls.iter().any(|p| Some(p.number) == n) {
+                    return Reply::message(404, "Not Found");
                 }
-                chain.reverse();
-                let list = chain.iter().map(|s| self.commit_json(s)).collect();
+                let list = self
+                    .reviews
+                    .iter()
+                    .filter(|r| Some(r.pull) == n)
+                    .map(|r| {
+                        json!({
+                            "id": r.id, "node_id": format!("PRR_{}", r.id), "user": self.user(&r.user), "body": "",
+                            "state": r.state, "commit_id": r.commit_id, "submitted_at": r.submitted_at,
+                            "author_association": "MEMBER", "html_url": "", "pull_request_url": "",
+                            "_links": {"html": {"href": ""}, "pull_request": {"href": ""}},
+                        })
+                    })
+                    .collect();
                 paginate(ctx, list)
             }
             ("GET", "/pulls/{pull_number}/files") => {
                 let Some(p) = self.pulls.iter().find(|p| Some(p.number) == ctx.number("pull_number")) else {
                     return Reply::message(404, "Not Found");
                 };
-                // The diff of the head against the base branch's tip (the merge base here).
-                let empty = BTreeMap::new();
-                let base =
-                    self.resolve(&p.base_ref).and_then(|sha| self.commits.get(&sha)).map(|c| &self.trees[&c.tree]);
-                let base = base.unwrap_or(&empty);
-                let head_sha = self.pull_head_sha(p);
-                let Some(head) = self.commits.get(&head_sha).map(|c| &self.trees[&c.tree]) else {
-                    return Reply::message(404, "Not Found");
-                };
-                let mut files = Vec::new();
-                for (path, blob) in head {
-                    match base.get(path) {
-                        None => files.push(json!({"sha": blob, "filename": path, "status": "added", "additions": 1, "deletions": 0, "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""})),
-                        Some(b) if b != blob && self.blobs[b] != self.blobs[blob] => files.push(json!({"sha": blob, "filename": path, "status": "modified", "additions": 1, "deletions": 1, "changes": 2, "blob_url": "", "raw_url": "", "contents_url": ""})),
-                        _ => {}
-                    }
+                match self.pull_files(p) {
+                    Some(files) => paginate(ctx, files),
+                    None => Reply::message(404, "Not Found"),
                 }
-                for (path, blob) in base.iter().filter(|(p, _)| !head.contains_key(*p)) {
-                    files.push(json!({"sha": blob, "filename": path, "status": "removed", "additions": 0, "deletions": 1, "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""}));
-                }
-                paginate(ctx, files)
             }
             ("POST", "/pulls/{pull_number}/requested_reviewers") => {
                 let Some(i) = self.pulls.iter().position(|p| Some(p.number) == ctx.number("pull_number")) else {
@@ -783,6 +853,14 @@ impl State {
                 };
                 Reply::json(200, json!({"permission": legacy, "role_name": role, "user": self.user(user)}))
             }
+            ("GET", "/commits/{ref}/statuses") => {
+                let Some(sha) = self.resolve(ctx.param("ref")) else {
+                    return Reply::message(404, "Not Found");
+                };
+                // Newest first, as GitHub lists them.
+                let list = self.statuses.iter().rev().filter(|(s, _)| *s == sha).map(|(_, v)| v.clone()).collect();
+                paginate(ctx, list)
+            }
             ("POST", "/statuses/{sha}") => {
                 let sha = ctx.param("sha").to_string();
                 if !self.commits.contains_key(&sha) {
@@ -849,11 +927,22 @@ impl State {
             user: me.into(),
             labels: Vec::new(),
             requested_reviewers: Vec::new(),
+            counts_override: (None, None),
         };
         let json = self.pull_json(&pull, ctx.server_url, ctx.api_url);
         self.pulls.push(pull);
         Reply::json(201, json)
     }
+}
+
+/// A stable numeric user id for a login (github-actions[bot] has its real one).
+pub fn user_id(login: &str) -> u64 {
+    if login == "github-actions[bot]" {
+        return 41_898_282;
+    }
+    // FNV-1a, folded to a positive id that looks like GitHub's.
+    let hash = login.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    1_000_000 + hash % 100_000_000
 }
 
 fn too_long(body: &str) -> Option<Reply> {
