@@ -26,6 +26,15 @@ enum Command {
     Plan(PlanArgs),
     /// Preview (default) or execute a plan with kubectl.
     Apply(ApplyArgs),
+    /// Validate the whole config file and print its targets as JSON for a workflow matrix.
+    Targets(TargetsArgs),
+}
+
+#[derive(Debug, Args)]
+struct TargetsArgs {
+    /// Config file with named targets (default: infra-scale.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +182,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => crate::plan_cmd::run(&plan_options(args)),
         Command::Apply(args) => apply_options(args).and_then(|o| crate::apply_cmd::run(&o)),
+        Command::Targets(args) => crate::targets_cmd::run(&crate::targets_cmd::TargetsOptions { config: args.config }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

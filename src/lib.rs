@@ -24,3 +24,4 @@ pub mod quantity;
 pub mod request;
 pub mod runner;
 pub mod summary;
+pub mod targets_cmd;
