@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use crate::cli::{FailOn, PlanOptions};
 use crate::error::{Error, Result};
 use crate::plan::{ScalePlan, Severity};
+use crate::request::{FailOn, PlanOptions};
 use crate::{artifacts, kubectl, observed, orchestrator, planner, request, runner, summary};
 
 /// Runs `infra-scale plan`.

@@ -2,14 +2,40 @@
 //! problem reported at once. The planner consumes a [`ScaleRequest`] and never sees flags.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{FailOn, PlanOptions};
 use crate::config::{self, ConfigFile, HpaConfig, TargetConfig};
 use crate::error::{Error, Problems, Result};
 use crate::names;
 use crate::plan::{self, HpaSpec, ResourceList, WorkloadKind};
 use crate::quantity::Resource;
+
+/// `--fail-on` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Warning,
+    Error,
+}
+
+/// Everything `infra-scale plan` was asked to do, free of clap.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub publish: bool,
+    pub target: Option<String>,
+    pub config: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub context: Option<String>,
+    pub workloads: Vec<String>,
+    pub hpa: Vec<String>,
+    pub requests: Vec<String>,
+    pub limits: Vec<String>,
+    pub detect: bool,
+    pub fail_on: Option<FailOn>,
+    pub replicas_threshold: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub require_pr: bool,
+    pub reviewers: Vec<String>,
+}
 
 /// A validated request for one target.
 #[derive(Debug, Clone, PartialEq)]

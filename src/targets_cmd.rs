@@ -10,10 +10,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::PlanOptions;
 use crate::config;
 use crate::error::{Error, Result};
-use crate::request;
+use crate::request::{self, PlanOptions};
 
 /// Everything `infra-scale targets` was asked to do.
 #[derive(Debug, Clone, Default)]
