@@ -17,6 +17,7 @@ pub mod kubectl;
 pub mod names;
 pub mod observed;
 pub mod orchestrator;
+pub mod output;
 pub mod plan;
 pub mod plan_cmd;
 pub mod planner;

@@ -39,7 +39,7 @@ pub fn run(options: &TargetsOptions) -> Result<()> {
     let entries = list(options)?;
     let json = serde_json::to_string(&entries).map_err(|e| Error::Failed(e.into()))?;
     crate::runner::set_outputs(&[("targets", &json)]).map_err(Error::Failed)?;
-    println!("{json}");
+    crate::output::line(&json);
     Ok(())
 }
 

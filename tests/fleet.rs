@@ -141,3 +141,52 @@ fn targets_refuses_unknown_keys_missing_files_and_empty_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("empty.yaml: targets: the config file has no targets"), "{}", text(&out.stderr));
 }
+
+// Regression: two plans in the same second shared `.artifacts/infra-scale/<timestamp>/`, and the
+// second replaced the first's plan.yaml, so the first's `plan_yaml=` named the other's plan.
+#[test]
+fn artifacts_of_two_targets_planned_in_the_same_second_both_survive() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "infra-scale.yaml", FLEET);
+    let env = [("SOURCE_DATE_EPOCH", "1760140800")];
+    let mut printed = Vec::new();
+    for target in ["prod", "staging", "prod"] {
+        let out = run_in(dir.path(), &["plan", &format!("--target={target}")], &env);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let plan_yaml = stdout.lines().find_map(|l| l.strip_prefix("plan_yaml=")).expect("plan_yaml=").to_string();
+        printed.push((target, plan_yaml));
+    }
+    let dirs: Vec<String> =
+        printed.iter().map(|(_, p)| Path::new(p).parent().expect("dir").display().to_string()).collect();
+    assert!(dirs[0].ends_with("/.artifacts/infra-scale/20251011T000000Z-prod"), "{}", dirs[0]);
+    assert!(dirs[1].ends_with("/.artifacts/infra-scale/20251011T000000Z-staging"), "{}", dirs[1]);
+    assert!(dirs[2].ends_with("/.artifacts/infra-scale/20251011T000000Z-prod-2"), "{}", dirs[2]);
+    for (target, plan_yaml) in &printed {
+        let plan = std::fs::read_to_string(plan_yaml).expect("plan survives");
+        assert!(plan.contains(&format!("target: {target}")), "{plan_yaml} holds another target's plan");
+    }
+}
+
+// Regression: `infra-scale plan … | head -1` ended with a panic and a backtrace on the broken pipe.
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_usual_status() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "infra-scale.yaml", FLEET);
+    for args in [&["plan", "--target=prod"][..], &["targets"][..]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra-scale"));
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env("SOURCE_DATE_EPOCH", "1760140800")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        drop(child.stdout.take()); // the reader goes away before the first line
+        let out = child.wait_with_output().expect("wait");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
