@@ -83,7 +83,7 @@ struct PlanArgs {
     /// Warn about replicas above this count (default 10, or the config's value).
     #[arg(long)]
     replicas_threshold: Option<u32>,
-    /// Artifacts directory (default .artifacts/infra-scale/<UTC timestamp>).
+    /// Artifacts directory (default: a new .artifacts/infra-scale/<UTC timestamp>-<target>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// With --apply: fail when no pull request can be published (missing credentials).
