@@ -7,7 +7,6 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::artifacts;
-use crate::cli::ApplyOptions;
 use crate::error::{Error, Result};
 use crate::execute::journal::Summary;
 use crate::execute::resolve::{self, Status};
@@ -17,6 +16,21 @@ use crate::github::gate::{self, Approval, GateRequest};
 use crate::github::report::{self, ExecutionReport};
 use crate::kubectl::Kubectl;
 use crate::plan::{MAX_PLAN_BYTES, ScalePlan};
+
+/// Everything `infra-scale apply` was asked to do, free of clap.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub plan: std::path::PathBuf,
+    pub execute: bool,
+    pub context: Option<String>,
+    pub allow_drift: bool,
+    pub timeout: std::time::Duration,
+    pub rollback_on_failure: bool,
+    pub out: Option<std::path::PathBuf>,
+    pub pr: Option<u64>,
+    pub force: bool,
+    pub without_approval: bool,
+}
 
 /// Runs `infra-scale apply`.
 pub fn run(options: &ApplyOptions) -> Result<()> {

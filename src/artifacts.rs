@@ -54,6 +54,32 @@ pub fn resolve_dir(out: Option<&Path>, epoch: i64) -> anyhow::Result<PathBuf> {
     })
 }
 
+/// The artifacts directory of one plan run, created by this call: `--out DIR` as given (made
+/// absolute, created when missing), else `.artifacts/infra-scale/<UTC stamp>-<target>` under the
+/// working directory, with `-2`, `-3`, … appended when that directory already exists. The leaf
+/// is created with `create_dir`, which fails when it exists, so two runs in the same second (or
+/// with the same `SOURCE_DATE_EPOCH`) never share a directory, even when they race.
+pub fn claim_dir(out: Option<&Path>, epoch: i64, target: &str) -> anyhow::Result<PathBuf> {
+    if out.is_some() {
+        let dir = resolve_dir(out, epoch)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        return Ok(dir);
+    }
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let parent = cwd.join(".artifacts").join("infra-scale");
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let base = format!("{}-{target}", folder_stamp(epoch));
+    for n in 1..=10_000u32 {
+        let dir = if n == 1 { parent.join(&base) } else { parent.join(format!("{base}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    anyhow::bail!("{} already holds 10000 artifacts directories named {base}-N; remove old ones", parent.display())
+}
+
 /// Writes `bytes` to `path` atomically: a temp file beside it, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("artifact path has no parent directory")?;

@@ -1,12 +1,17 @@
-//! The command line: the only module that knows clap. It turns arguments into plain option
-//! structs ([`PlanOptions`], [`ApplyOptions`]), dispatches, and maps errors to exit codes.
+//! The command line: the only module that knows clap, and one that no other module imports. It
+//! turns arguments into the plain option structs of the commands that consume them
+//! ([`PlanOptions`] in `request`, [`ApplyOptions`] in `apply_cmd`, [`TargetsOptions`] in
+//! `targets_cmd`), dispatches, and maps errors to exit codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::apply_cmd::ApplyOptions;
 use crate::error::{Error, Problem};
+use crate::request::{FailOn, PlanOptions};
+use crate::targets_cmd::TargetsOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +31,15 @@ enum Command {
     Plan(PlanArgs),
     /// Preview (default) or execute a plan with kubectl.
     Apply(ApplyArgs),
+    /// Validate the whole config file and print its targets as JSON for a workflow matrix.
+    Targets(TargetsArgs),
+}
+
+#[derive(Debug, Args)]
+struct TargetsArgs {
+    /// Config file with named targets (default: infra-scale.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -65,11 +79,11 @@ struct PlanArgs {
     detect: bool,
     /// Exit 3 when a risk of this severity or higher is found (files are still written).
     #[arg(long, value_enum)]
-    fail_on: Option<FailOn>,
+    fail_on: Option<FailOnArg>,
     /// Warn about replicas above this count (default 10, or the config's value).
     #[arg(long)]
     replicas_threshold: Option<u32>,
-    /// Artifacts directory (default .artifacts/infra-scale/<UTC timestamp>).
+    /// Artifacts directory (default: a new .artifacts/infra-scale/<UTC timestamp>-<target>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// With --apply: fail when no pull request can be published (missing credentials).
@@ -118,46 +132,20 @@ struct ApplyArgs {
     without_approval: bool,
 }
 
-/// `--fail-on` levels.
+/// `--fail-on` levels as clap sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
+enum FailOnArg {
     Warning,
     Error,
 }
 
-/// Everything `infra-scale plan` was asked to do, free of clap.
-#[derive(Debug, Clone, Default)]
-pub struct PlanOptions {
-    pub publish: bool,
-    pub target: Option<String>,
-    pub config: Option<PathBuf>,
-    pub namespace: Option<String>,
-    pub context: Option<String>,
-    pub workloads: Vec<String>,
-    pub hpa: Vec<String>,
-    pub requests: Vec<String>,
-    pub limits: Vec<String>,
-    pub detect: bool,
-    pub fail_on: Option<FailOn>,
-    pub replicas_threshold: Option<u32>,
-    pub out: Option<PathBuf>,
-    pub require_pr: bool,
-    pub reviewers: Vec<String>,
-}
-
-/// Everything `infra-scale apply` was asked to do, free of clap.
-#[derive(Debug, Clone)]
-pub struct ApplyOptions {
-    pub plan: PathBuf,
-    pub execute: bool,
-    pub context: Option<String>,
-    pub allow_drift: bool,
-    pub timeout: std::time::Duration,
-    pub rollback_on_failure: bool,
-    pub out: Option<PathBuf>,
-    pub pr: Option<u64>,
-    pub force: bool,
-    pub without_approval: bool,
+impl From<FailOnArg> for FailOn {
+    fn from(a: FailOnArg) -> FailOn {
+        match a {
+            FailOnArg::Warning => FailOn::Warning,
+            FailOnArg::Error => FailOn::Error,
+        }
+    }
 }
 
 /// Parses the command line, runs it and maps the outcome to an exit code.
@@ -175,6 +163,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => crate::plan_cmd::run(&plan_options(args)),
         Command::Apply(args) => apply_options(args).and_then(|o| crate::apply_cmd::run(&o)),
+        Command::Targets(args) => crate::targets_cmd::run(&TargetsOptions { config: args.config }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,7 +186,7 @@ fn plan_options(a: PlanArgs) -> PlanOptions {
         requests: a.requests,
         limits: a.limits,
         detect: a.detect,
-        fail_on: a.fail_on,
+        fail_on: a.fail_on.map(FailOn::from),
         replicas_threshold: a.replicas_threshold,
         out: a.out,
         require_pr: a.require_pr,

@@ -6,6 +6,8 @@
 //!   prod:
 //!     kubeContext: production        # optional; default: `production` for prod, else the target name
 //!     namespace: assistant
+//!     environment: infra-scale-prod  # optional; GitHub environment guarding execution (default infra-scale-<target>)
+//!     detect: true                   # optional; nightly planning reads the live state (default true)
 //!     replicasThreshold: 10          # optional; warn above this many replicas
 //!     failOn: warning                # optional; like --fail-on
 //!     hpa: {min: 4, max: 12, cpu: 65}  # optional; default HPA for every workload
@@ -37,6 +39,11 @@ pub struct ConfigFile {
 pub struct TargetConfig {
     pub kube_context: Option<String>,
     pub namespace: Option<String>,
+    /// The GitHub environment whose protection rules and secrets guard this target
+    /// (default `infra-scale-<target>`).
+    pub environment: Option<String>,
+    /// Whether the scheduled planning run reads the live state (`--detect`); default true.
+    pub detect: Option<bool>,
     pub replicas_threshold: Option<u32>,
     pub fail_on: Option<String>,
     pub hpa: Option<HpaConfig>,
@@ -80,6 +87,29 @@ impl<'de> Deserialize<'de> for ScalarString {
     }
 }
 
+impl TargetConfig {
+    /// The GitHub environment of a target: the configured one, else `infra-scale-<target>`.
+    pub fn environment_for(&self, target: &str) -> String {
+        self.environment.clone().unwrap_or_else(|| format!("infra-scale-{target}"))
+    }
+}
+
+/// Checks a GitHub environment name: 1 to 255 characters from letters, digits, `-`, `_` and `.`
+/// (a subset of what GitHub accepts, safe in workflow expressions, concurrency groups and URLs).
+pub fn check_environment(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!("`{}` must be 1 to 255 characters", name.escape_debug()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("`{}` contains `{}`", name.escape_debug(), c.escape_debug()));
+    }
+    Ok(())
+}
+
+/// The accepted form of an environment name.
+pub const ENVIRONMENT_HELP: &str =
+    "a GitHub environment name of letters, digits, `-`, `_` and `.`, e.g. infra-scale-prod";
+
 /// The default config file name, looked up in the working directory.
 pub const DEFAULT_PATH: &str = "infra-scale.yaml";
 
@@ -103,7 +133,7 @@ pub fn parse(text: &str, source: &str) -> Result<ConfigFile> {
         Error::invalid(
             format!("{source}{at}"),
             format!("invalid config: {e}"),
-            "see the config schema in README.md; allowed keys per target: kubeContext, namespace, replicasThreshold, failOn, hpa, workloads",
+            "see the config schema in README.md; allowed keys per target: kubeContext, namespace, environment, detect, replicasThreshold, failOn, hpa, workloads",
         )
     })
 }

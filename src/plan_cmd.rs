@@ -5,16 +5,15 @@
 
 use std::path::Path;
 
-use crate::cli::{FailOn, PlanOptions};
 use crate::error::{Error, Result};
 use crate::plan::{ScalePlan, Severity};
+use crate::request::{FailOn, PlanOptions};
 use crate::{artifacts, kubectl, observed, orchestrator, planner, request, runner, summary};
 
 /// Runs `infra-scale plan`.
 pub fn run(options: &PlanOptions) -> Result<()> {
     let req = request::build(options)?;
     let epoch = artifacts::now_epoch()?;
-    let dir = artifacts::resolve_dir(options.out.as_deref(), epoch)?;
     let live = if options.detect {
         let kubectl = kubectl::Kubectl::from_env(Some(&req.kube_context));
         Some(observed::detect(&kubectl, &req.namespace).map_err(Error::Failed)?)
@@ -22,6 +21,8 @@ pub fn run(options: &PlanOptions) -> Result<()> {
         None
     };
     let planned = planner::build(&req, live.as_ref(), &artifacts::rfc3339(epoch))?;
+    // Claimed only now: bad input or a failed detection leaves no empty directory behind.
+    let dir = artifacts::claim_dir(options.out.as_deref(), epoch, &req.target)?;
     // The task record (the prototype orchestrator's agents_tasks row) starts once there is a
     // plan: bad input, a failed detection or an unreadable kubectl answer record and send nothing.
     let task = orchestrator::start("infra.scale");
@@ -42,7 +43,7 @@ pub fn run(options: &PlanOptions) -> Result<()> {
     };
     task.finish(&outcome, &dir);
     let status = result?;
-    println!("{status}");
+    crate::output::line(status);
     Ok(())
 }
 
@@ -56,7 +57,7 @@ struct Run {
 impl Run {
     fn print(&mut self, key: &str, value: &str) {
         let line = format!("{key}={value}");
-        println!("{line}");
+        crate::output::line(&line);
         self.lines.push(line);
     }
 }

@@ -2,14 +2,40 @@
 //! problem reported at once. The planner consumes a [`ScaleRequest`] and never sees flags.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{FailOn, PlanOptions};
 use crate::config::{self, ConfigFile, HpaConfig, TargetConfig};
 use crate::error::{Error, Problems, Result};
 use crate::names;
 use crate::plan::{self, HpaSpec, ResourceList, WorkloadKind};
 use crate::quantity::Resource;
+
+/// `--fail-on` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Warning,
+    Error,
+}
+
+/// Everything `infra-scale plan` was asked to do, free of clap.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub publish: bool,
+    pub target: Option<String>,
+    pub config: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub context: Option<String>,
+    pub workloads: Vec<String>,
+    pub hpa: Vec<String>,
+    pub requests: Vec<String>,
+    pub limits: Vec<String>,
+    pub detect: bool,
+    pub fail_on: Option<FailOn>,
+    pub replicas_threshold: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub require_pr: bool,
+    pub reviewers: Vec<String>,
+}
 
 /// A validated request for one target.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +43,11 @@ pub struct ScaleRequest {
     pub target: String,
     pub kube_context: String,
     pub namespace: String,
+    /// The GitHub environment guarding the target's execution (config `environment`, default
+    /// `infra-scale-<target>`).
+    pub environment: String,
+    /// Whether scheduled planning reads the live state (config `detect`, default true).
+    pub detect_nightly: bool,
     pub workloads: Vec<WorkloadRequest>,
     pub replicas_threshold: u32,
     pub fail_on: Option<FailOn>,
@@ -55,8 +86,13 @@ const RES_HELP: &str = "NAME[/CONTAINER]:cpu=Q,memory=Q (mem is accepted for mem
 
 /// Builds the request from the command line and the config file, reporting every problem.
 pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
-    let mut p = Problems::default();
     let config = load_config(opts)?;
+    build_with(opts, config.as_ref().map(|(path, file)| (path.as_str(), file)))
+}
+
+/// Like [`build`], with the config file already read (`(shown path, file)`).
+pub fn build_with(opts: &PlanOptions, config: Option<(&str, &ConfigFile)>) -> Result<ScaleRequest> {
+    let mut p = Problems::default();
     let target = match &opts.target {
         Some(t) => t.clone(),
         None => {
@@ -71,9 +107,9 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
         p.push(format!("--target={target}"), format!("`{target}` {e}"), names::LABEL_HELP);
     }
     let empty = TargetConfig::default();
-    let file_target = match &config {
+    let file_target = match config {
         Some((path, file)) => match file.targets.get(&target) {
-            Some(t) => Some((path.as_str(), t)),
+            Some(t) => Some((path, t)),
             None if opts.config.is_some() || (opts.workloads.is_empty() && opts.namespace.is_none()) => {
                 let known: Vec<&str> = file.targets.keys().map(String::as_str).collect();
                 return Err(Error::invalid(
@@ -119,6 +155,12 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
             "a context name from your kubeconfig",
         );
     }
+
+    let environment = t.environment_for(&target);
+    if let Err(e) = config::check_environment(&environment) {
+        p.push(at("environment"), format!("environment {e}"), config::ENVIRONMENT_HELP);
+    }
+    let detect_nightly = t.detect.unwrap_or(true);
 
     let mut workloads: Vec<WorkloadRequest> = Vec::new();
     // name → position in `workloads`: lookups stay O(1) for plans of thousands of workloads.
@@ -334,10 +376,20 @@ pub fn build(opts: &PlanOptions) -> Result<ScaleRequest> {
     };
     let replicas_threshold = opts.replicas_threshold.or(t.replicas_threshold).unwrap_or(10);
 
-    p.finish(ScaleRequest { target, kube_context, namespace, workloads, replicas_threshold, fail_on })
+    p.finish(ScaleRequest {
+        target,
+        kube_context,
+        namespace,
+        environment,
+        detect_nightly,
+        workloads,
+        replicas_threshold,
+        fail_on,
+    })
 }
 
-fn load_config(opts: &PlanOptions) -> Result<Option<(String, ConfigFile)>> {
+/// The config file named by `--config`, else `infra-scale.yaml` when it exists, with its shown path.
+pub fn load_config(opts: &PlanOptions) -> Result<Option<(String, ConfigFile)>> {
     match &opts.config {
         Some(path) => Ok(Some((path.display().to_string(), config::load(path)?))),
         None if Path::new(config::DEFAULT_PATH).is_file() => {

@@ -160,16 +160,16 @@ fn prototype_staging_profile_matches_golden_files() {
 }
 
 #[test]
-fn default_artifacts_dir_is_under_the_working_directory_with_a_utc_stamp() {
+fn default_artifacts_dir_is_under_the_working_directory_with_a_utc_stamp_and_the_target() {
     let r = Run::new();
     let out = r.run(PROD);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let first = stdout.lines().next().unwrap_or_default();
-    assert!(first.ends_with("/.artifacts/infra-scale/20251011T000000Z"), "{first}");
-    assert!(r.path(".artifacts/infra-scale/20251011T000000Z/plan.yaml").is_file());
+    assert!(first.ends_with("/.artifacts/infra-scale/20251011T000000Z-prod"), "{first}");
+    assert!(r.path(".artifacts/infra-scale/20251011T000000Z-prod/plan.yaml").is_file());
     // No temp files left behind by the atomic writes.
-    let names: Vec<String> = std::fs::read_dir(r.path(".artifacts/infra-scale/20251011T000000Z"))
+    let names: Vec<String> = std::fs::read_dir(r.path(".artifacts/infra-scale/20251011T000000Z-prod"))
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
