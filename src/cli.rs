@@ -40,6 +40,10 @@ struct TargetsArgs {
     /// Config file with named targets (default: infra-scale.yaml).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Print only this target, as one JSON object (also the step outputs target, context,
+    /// namespace, environment); an error when the config has no such target.
+    #[arg(long)]
+    target: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -163,7 +167,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => crate::plan_cmd::run(&plan_options(args)),
         Command::Apply(args) => apply_options(args).and_then(|o| crate::apply_cmd::run(&o)),
-        Command::Targets(args) => crate::targets_cmd::run(&TargetsOptions { config: args.config }),
+        Command::Targets(args) => crate::targets_cmd::run(&TargetsOptions { config: args.config, target: args.target }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,10 @@
 //! [{"target":"prod","context":"production","namespace":"assistant","environment":"infra-scale-prod","detect":true}, …]
 //! ```
 //! Targets are in name order. With `GITHUB_OUTPUT` set, the same JSON goes to the `targets` output.
+//!
+//! `--target NAME` prints that one entry as a JSON object, and sets the step outputs `target`,
+//! `context`, `namespace` and `environment`: the execution workflow derives the target from the
+//! plan branch and checks it against the default branch's config this way.
 
 use std::path::PathBuf;
 
@@ -19,6 +23,8 @@ use crate::request::{self, PlanOptions};
 pub struct TargetsOptions {
     /// Config file (default: `infra-scale.yaml` in the working directory).
     pub config: Option<PathBuf>,
+    /// Only this target (`--target NAME`).
+    pub target: Option<String>,
 }
 
 /// One matrix entry.
@@ -37,8 +43,28 @@ pub struct TargetEntry {
 /// Runs `infra-scale targets`.
 pub fn run(options: &TargetsOptions) -> Result<()> {
     let entries = list(options)?;
-    let json = serde_json::to_string(&entries).map_err(|e| Error::Failed(e.into()))?;
-    crate::runner::set_outputs(&[("targets", &json)]).map_err(Error::Failed)?;
+    let Some(name) = &options.target else {
+        let json = serde_json::to_string(&entries).map_err(|e| Error::Failed(e.into()))?;
+        crate::runner::set_outputs(&[("targets", &json)]).map_err(Error::Failed)?;
+        crate::output::line(&json);
+        return Ok(());
+    };
+    let Some(entry) = entries.iter().find(|e| &e.target == name) else {
+        let known: Vec<&str> = entries.iter().map(|e| e.target.as_str()).collect();
+        return Err(Error::invalid(
+            "--target",
+            format!("the config file has no target '{name}'"),
+            format!("one of: {}", known.join(", ")),
+        ));
+    };
+    let json = serde_json::to_string(entry).map_err(|e| Error::Failed(e.into()))?;
+    crate::runner::set_outputs(&[
+        ("target", &entry.target),
+        ("context", &entry.context),
+        ("namespace", &entry.namespace),
+        ("environment", &entry.environment),
+    ])
+    .map_err(Error::Failed)?;
     crate::output::line(&json);
     Ok(())
 }

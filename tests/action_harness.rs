@@ -358,7 +358,7 @@ fn bad_inputs_are_all_reported_and_nothing_runs() {
     {
         assert!(errors.contains(needle), "no error naming {needle}:\n{errors}");
     }
-    assert!(errors.contains("use plan or execute"), "the accepted form is named:\n{errors}");
+    assert!(errors.contains("use plan, execute or targets"), "the accepted form is named:\n{errors}");
 }
 
 #[test]
@@ -703,9 +703,25 @@ fn execute_mode_never_builds_from_source() {
 
 // ---- the execution workflow, as GitHub runs it for pull_request_target ---------------------------
 
-/// A tree with `action.yml`, the workflows and a dist/ binary with matching SHA256SUMS.
+/// The default branch's infra-scale.yaml in the workflow tests: two targets on one cluster, one
+/// with its own environment name.
+const TREE_CONFIG: &str = "targets:
+  prod:
+    kubeContext: production
+    namespace: assistant
+    workloads: [{kind: Deployment, name: web, replicas: 5}]
+  prod-batch:
+    kubeContext: production
+    namespace: batch
+    environment: production-batch
+    workloads: [{kind: Deployment, name: worker, replicas: 2}]
+";
+
+/// A tree with `action.yml`, the workflows, infra-scale.yaml and a dist/ binary with matching
+/// SHA256SUMS.
 fn action_tree(dir: &Path, action_yml: &str, workflow: &str, binary: &[u8]) {
     std::fs::create_dir_all(dir.join(".github/workflows")).expect("mkdir");
+    std::fs::write(dir.join("infra-scale.yaml"), TREE_CONFIG).expect("config");
     std::fs::write(dir.join("action.yml"), action_yml).expect("action.yml");
     std::fs::write(dir.join(".github/workflows/infra-scale-apply.yml"), workflow).expect("workflow");
     let bin = dir.join("dist").join(TRIPLE).join("infra-scale");
@@ -789,6 +805,9 @@ fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target()
     assert_eq!(run.jobs["target"].outputs.get("name").map(String::as_str), Some("prod"));
     let execute = &run.jobs["execute"];
     assert!(execute.ran && execute.success, "{}", execute.log);
+    // The target's environment (the default name) and one group per cluster, never cancelled.
+    assert_eq!(execute.environment.as_deref(), Some("infra-scale-prod"));
+    assert_eq!(execute.concurrency, Some(("infra-scale-cluster-production".to_string(), false)));
     assert_eq!(execute.checkouts, vec![trees.default_branch.clone()], "only the default branch is checked out");
     assert_eq!(execute.actions[0].output("status"), "succeeded", "{}", execute.log);
     assert_eq!(kube.object("Deployment", "assistant", "web").expect("web")["spec"]["replicas"], 5);
@@ -835,4 +854,62 @@ fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target()
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     // The plan file in the repository is only ever read through the API.
     assert!(fake.requests().iter().any(|r| r.path.ends_with(PLAN_PATH)));
+}
+
+/// Runs only the execution workflow's `target` job and the `execute` job's set-up for a label
+/// event on `branch` (no GitHub API is reached: the target job reads the default branch's config).
+fn target_jobs_for(branch: &str) -> (workflow::WorkflowRun, tempfile::TempDir) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let f = Fixture::real();
+    let trees_dir = tempfile::tempdir().expect("tmp");
+    let trees =
+        workflow::Trees { default_branch: trees_dir.path().join("default"), pr_head: trees_dir.path().join("pr") };
+    let workflow_text =
+        std::fs::read_to_string(repo.join(".github/workflows/infra-scale-apply.yml")).expect("workflow");
+    action_tree(
+        &trees.default_branch,
+        &std::fs::read_to_string(repo.join("action.yml")).expect("action.yml"),
+        &workflow_text,
+        &std::fs::read(env!("CARGO_BIN_EXE_infra-scale")).expect("binary"),
+    );
+    action_tree(&trees.pr_head, "name: pr\n", &workflow_text, b"#!/bin/sh\nexit 0\n");
+    let mut job = f.job();
+    job.event_name = "pull_request_target".into();
+    job.github.insert("repository".into(), "octo/infra".into());
+    job.github.insert("sha".into(), "1".repeat(40));
+    job.event = serde_json::json!({
+        "action": "labeled", "number": 7, "label": {"name": "execute-plan"},
+        "pull_request": {"number": 7, "head": {"sha": "2".repeat(40), "ref": branch, "repo": {"full_name": "octo/infra"}}},
+        "repository": {"full_name": "octo/infra", "default_branch": "main"}, "sender": {"login": "alice"},
+    });
+    // The execute job's own steps need GitHub; here only its environment and group matter, so
+    // its action fails fast on the missing API (and changes nothing).
+    let run = workflow::run(&trees, "infra-scale-apply.yml", &job, &serde_json::json!({}), &serde_json::json!({}));
+    (run, trees_dir)
+}
+
+#[test]
+fn the_execution_workflow_takes_the_environment_and_cluster_group_from_the_targets_config() {
+    let (run, _dir) = target_jobs_for("infra-scale/prod-batch");
+    let target = &run.jobs["target"];
+    assert!(target.ran && target.success, "{}", target.log);
+    assert_eq!(target.outputs.get("name").map(String::as_str), Some("prod-batch"));
+    assert_eq!(target.outputs.get("environment").map(String::as_str), Some("production-batch"));
+    assert_eq!(target.outputs.get("context").map(String::as_str), Some("production"));
+    let execute = &run.jobs["execute"];
+    assert!(execute.ran, "{}", target.log);
+    assert_eq!(execute.environment.as_deref(), Some("production-batch"));
+    // prod and prod-batch share the cluster `production`: one group, so they never run at once.
+    assert_eq!(execute.concurrency, Some(("infra-scale-cluster-production".to_string(), false)));
+}
+
+#[test]
+fn a_plan_branch_for_a_target_the_default_branch_does_not_have_executes_nothing() {
+    let (run, _dir) = target_jobs_for("infra-scale/qa");
+    let target = &run.jobs["target"];
+    assert!(target.ran && !target.success, "{}", target.log);
+    assert!(target.log.contains("no target 'qa'") && target.log.contains("prod, prod-batch"), "{}", target.log);
+    assert!(!run.jobs["execute"].ran, "the execute job must not run for an unknown target");
+    let (run, _dir) = target_jobs_for("infra-scale/../prod");
+    assert!(!run.jobs["target"].success && !run.jobs["execute"].ran);
 }

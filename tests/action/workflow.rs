@@ -34,6 +34,10 @@ pub struct JobRun {
     pub checkouts: Vec<PathBuf>,
     /// `path:` of each `actions/upload-artifact`.
     pub uploads: Vec<String>,
+    /// The job's `environment:` (its name), evaluated as GitHub does before the job starts.
+    pub environment: Option<String>,
+    /// The job's `concurrency:` group and `cancel-in-progress`.
+    pub concurrency: Option<(String, bool)>,
     pub log: String,
 }
 
@@ -103,6 +107,19 @@ pub fn run(trees: &Trees, name: &str, base: &Job, vars: &Json, secrets: &Json) -
         }
         record.ran = true;
         record.success = true;
+        record.environment = match job.get("environment") {
+            Some(Yaml::Mapping(m)) => m.get("name").map(|n| interpolate_with(&contexts, &scalar(n))),
+            Some(other) => Some(interpolate_with(&contexts, &scalar(other))),
+            None => None,
+        };
+        record.concurrency = match job.get("concurrency") {
+            Some(Yaml::Mapping(m)) => Some((
+                interpolate_with(&contexts, &scalar(m.get("group").expect("concurrency group"))),
+                m.get("cancel-in-progress").map(|c| is_truthy(&evaluate_with(&contexts, &scalar(c)))).unwrap_or(false),
+            )),
+            Some(other) => Some((interpolate_with(&contexts, &scalar(other)), false)),
+            None => None,
+        };
         // A fresh workspace per job, as on a hosted runner.
         let _ = std::fs::remove_dir_all(&base.workspace);
         std::fs::create_dir_all(&base.workspace).expect("workspace");
