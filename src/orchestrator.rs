@@ -117,7 +117,7 @@ impl Settings {
 /// How a task ended, as the caller knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskOutcome {
-    /// `succeeded`, `awaiting_approval`, `failed`, `refused`, … (the final status word).
+    /// `succeeded`, `awaiting_approval`, `converged`, `failed`, `refused`, … (the final status word).
     pub status: String,
     /// The PR html_url (or other result link); empty when there is none.
     pub outputs_uri: String,
@@ -275,7 +275,8 @@ impl TaskRun {
                 record.task,
                 record.outputs_uri.as_deref().unwrap_or("(no pull request link)")
             )),
-            "succeeded" => None,
+            // A converged target (nothing to change, no PR) is as quiet as a success.
+            "succeeded" | "converged" => None,
             status => Some(format!("Task {} {status}{run}", record.task)),
         }
     }

@@ -1,7 +1,13 @@
 //! `infra-scale plan`: request → (detect) → plan → plan.yaml + SUMMARY.md → (publish) → outputs.
 //!
 //! stdout carries only the contract lines (`artifacts_dir=`, `plan_yaml=`, `summary_md=`,
-//! `outputs_uri=` with `--apply`, then `succeeded` or `awaiting_approval`); diagnostics go to stderr.
+//! `outputs_uri=` with `--apply`, then `succeeded`, `awaiting_approval` or `converged`);
+//! diagnostics go to stderr.
+//!
+//! Converged: with `--detect`, a plan none of whose actions would send anything to the live
+//! cluster (the executor's own no-op rule, [`crate::execute::resolve::resolve`]). With `--apply`
+//! it is not published: `outputs_uri=` is empty, the status is `converged`, and an open plan pull
+//! request for the target is closed (see [`crate::github::publish::converge`]).
 
 use std::path::Path;
 
@@ -16,18 +22,22 @@ pub fn run(options: &PlanOptions) -> Result<()> {
     let epoch = artifacts::now_epoch()?;
     let live = if options.detect {
         let kubectl = kubectl::Kubectl::from_env(Some(&req.kube_context));
-        Some(observed::detect(&kubectl, &req.namespace).map_err(Error::Failed)?)
+        // Named, so that a failing matrix job says which target and cluster failed.
+        Some(observed::detect(&kubectl, &req.namespace).map_err(|e| {
+            Error::Failed(anyhow::anyhow!("target {} (kube context {}): {e:#}", req.target, req.kube_context))
+        })?)
     } else {
         None
     };
     let planned = planner::build(&req, live.as_ref(), &artifacts::rfc3339(epoch))?;
+    let converged = is_converged(&planned.plan, live.as_ref());
     // Claimed only now: bad input or a failed detection leaves no empty directory behind.
     let dir = artifacts::claim_dir(options.out.as_deref(), epoch, &req.target)?;
     // The task record (the prototype orchestrator's agents_tasks row) starts once there is a
     // plan: bad input, a failed detection or an unreadable kubectl answer record and send nothing.
     let task = orchestrator::start("infra.scale");
     let mut run = Run::default();
-    let result = write_and_publish(options, &req, &planned, &dir, &mut run);
+    let result = write_and_publish(options, &req, &planned, converged, &dir, &mut run);
     let status = match &result {
         Ok(status) => status.to_string(),
         Err(e) if e.exit_code() == 3 => "refused".to_string(),
@@ -67,6 +77,7 @@ fn write_and_publish(
     options: &PlanOptions,
     req: &request::ScaleRequest,
     planned: &planner::Planned,
+    converged: bool,
     dir: &Path,
     run: &mut Run,
 ) -> Result<&'static str> {
@@ -92,7 +103,21 @@ fn write_and_publish(
         fail_on_check(plan, level, &plan_path)?;
     }
     let mut status = "succeeded";
-    if options.publish {
+    if converged {
+        eprintln!(
+            "target {}: converged (the live state already matches the config; the plan changes nothing)",
+            req.target
+        );
+    }
+    if options.publish && converged {
+        crate::github::publish::converge(&req.target, options.require_pr)?;
+        run.print("outputs_uri", "");
+        outputs.push(("outputs_uri", String::new()));
+        outputs.push(("pr_number", String::new()));
+        outputs.push(("plan_sha256", crate::github::sha256_hex(plan_yaml.as_bytes())));
+        status = "converged";
+        runner::append_step_summary(&summary_md).map_err(Error::Failed)?;
+    } else if options.publish {
         let outcome = crate::github::publish::publish(&crate::github::publish::PublishInput {
             target: req.target.clone(),
             plan_yaml,
@@ -112,6 +137,17 @@ fn write_and_publish(
     let pairs: Vec<(&str, &str)> = outputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     runner::set_outputs(&pairs).map_err(Error::Failed)?;
     Ok(status)
+}
+
+/// The live state was read and executing the plan would send nothing: every action is a no-op
+/// (or skipped, like replicas under an HPA that is itself unchanged). A plan the executor would
+/// refuse against this state is not converged: it is published so that someone looks at it.
+fn is_converged(plan: &ScalePlan, live: Option<&observed::ClusterState>) -> bool {
+    let Some(live) = live else { return false };
+    match crate::execute::resolve::resolve(plan, Some(live)) {
+        Ok(steps) => steps.iter().all(|s| !s.pending()),
+        Err(_) => false,
+    }
 }
 
 /// `--fail-on`: refuse (exit 3) when the plan carries a finding at or above the level.

@@ -190,3 +190,183 @@ fn a_closed_stdout_ends_quietly_with_the_usual_status() {
         assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
     }
 }
+
+// ---- Planning from the live state: converged and drifted targets, against the fake cluster
+// (real kubectl) and the fake GitHub.
+
+#[path = "apply_support/mod.rs"]
+mod apply_support;
+
+use apply_support::{Cluster, Out, infra_scale, kubectls};
+use testkit::github::FakeGitHub;
+
+const PROD_BRANCH: &str = "infra-scale/prod";
+
+/// The fleet config: `prod` asks for `web_replicas` replicas of Deployment/web (the fixture has 3);
+/// `broken` points at a kube context whose API server does not answer.
+fn live_fleet(web_replicas: u32) -> String {
+    format!(
+        "targets:\n  prod:\n    kubeContext: production\n    namespace: assistant\n    workloads: [{{kind: Deployment, name: web, replicas: {web_replicas}}}]\n  broken:\n    kubeContext: unreachable\n    namespace: assistant\n    workloads: [{{kind: Deployment, name: web, replicas: 3}}]\n"
+    )
+}
+
+/// The fixture cluster, plus a context `unreachable` whose server refuses connections.
+fn live_cluster() -> Cluster {
+    let kubectl = kubectls().into_iter().next().expect("kubectl");
+    let cluster = Cluster::new(&kubectl);
+    let text = testkit::kube::FakeKube::kubeconfig_for(
+        &[("production", &cluster.kube), ("unreachable", &cluster.kube)],
+        "production",
+    );
+    let dead = text.replace(
+        &format!("- name: unreachable-cluster\n  cluster:\n    server: {}\n", cluster.kube.url()),
+        "- name: unreachable-cluster\n  cluster:\n    server: http://127.0.0.1:1\n",
+    );
+    assert_ne!(dead, text, "the unreachable context's server was replaced");
+    std::fs::write(&cluster.kubeconfig, dead).expect("kubeconfig");
+    cluster
+}
+
+/// `plan --target=<target> --detect [--apply]` in the cluster's directory with `live_fleet(replicas)`.
+fn plan_live(cluster: &Cluster, fake: &FakeGitHub, target: &str, replicas: u32, apply: bool) -> (Out, String) {
+    let dir = cluster.dir.path();
+    write(dir, "infra-scale.yaml", &live_fleet(replicas));
+    let output = dir.join("github-output");
+    std::fs::write(&output, "").expect("reset GITHUB_OUTPUT");
+    let mut env = cluster.env();
+    env.extend(fake.env());
+    env.push(("GITHUB_OUTPUT".into(), output.display().to_string()));
+    env.push(("GITHUB_EVENT_NAME".into(), "schedule".into()));
+    env.push(("GITHUB_REF".into(), "refs/heads/main".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let target_arg = format!("--target={target}");
+    let mut args = vec!["plan", target_arg.as_str(), "--detect"];
+    if apply {
+        args.push("--apply");
+    }
+    let out = infra_scale(dir, &args, &env);
+    (out, std::fs::read_to_string(&output).expect("GITHUB_OUTPUT"))
+}
+
+fn assert_contract(fake: &FakeGitHub) {
+    let v = fake.violations();
+    assert!(v.is_empty(), "requests outside GitHub's OpenAPI description:\n{}", v.join("\n"));
+}
+
+fn keys(stdout: &str) -> Vec<&str> {
+    stdout.lines().map(|l| l.split_once('=').map_or(l, |(k, _)| k)).collect()
+}
+
+#[test]
+fn a_converged_target_opens_no_pull_request_and_writes_nothing() {
+    let cluster = live_cluster();
+    let fake = FakeGitHub::start();
+
+    // Without --apply: the usual contract, ending in `succeeded`.
+    let (out, _) = plan_live(&cluster, &fake, "prod", 3, false);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert_eq!(keys(&out.stdout), ["artifacts_dir", "plan_yaml", "summary_md", "succeeded"], "{}", out.context());
+    assert!(out.stderr.contains("target prod: converged"), "{}", out.context());
+    assert_eq!(fake.counts(), (0, 0), "no GitHub request without --apply");
+
+    // With --apply: an empty outputs_uri and `converged`; no PR, no write, one read.
+    let (out, outputs) = plan_live(&cluster, &fake, "prod", 3, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert_eq!(
+        keys(&out.stdout),
+        ["artifacts_dir", "plan_yaml", "summary_md", "outputs_uri", "converged"],
+        "{}",
+        out.context()
+    );
+    assert!(out.stdout.contains("\noutputs_uri=\nconverged\n"), "{}", out.context());
+    assert!(fake.pulls().is_empty(), "a converged target opens no pull request");
+    assert_eq!(fake.branch_sha(PROD_BRANCH), None, "and pushes no branch");
+    let (reads, writes) = fake.counts();
+    assert_eq!((reads, writes), (1, 0), "one look for an open plan PR, nothing written");
+    for line in ["outputs_uri=", "pr_number=", "status=converged"] {
+        assert!(outputs.lines().any(|l| l == line), "{line} missing from GITHUB_OUTPUT:\n{outputs}");
+    }
+    assert_eq!(cluster.kube.write_count(), 0, "planning never writes to the cluster");
+    assert_contract(&fake);
+}
+
+#[test]
+fn a_drifted_target_gets_a_pr_which_is_closed_once_the_cluster_converges() {
+    let cluster = live_cluster();
+    let fake = FakeGitHub::start();
+
+    // Drifted (the config asks for 5, the cluster runs 3): a draft PR, as today.
+    let (out, _) = plan_live(&cluster, &fake, "prod", 5, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert_eq!(out.stdout.lines().last(), Some("awaiting_approval"), "{}", out.context());
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    let number = pulls[0]["number"].as_u64().expect("number");
+    let html_url = pulls[0]["html_url"].as_str().expect("url").to_string();
+    assert!(out.stdout.contains(&format!("\noutputs_uri={html_url}\n")), "{}", out.context());
+    assert!(fake.branch_sha(PROD_BRANCH).is_some());
+
+    // The unchanged re-run still writes nothing.
+    fake.clear_requests();
+    let (out, _) = plan_live(&cluster, &fake, "prod", 5, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert_eq!(fake.counts().1, 0, "unchanged re-run of a drifted target writes nothing");
+    assert!(out.stdout.contains(&format!("\noutputs_uri={html_url}\n")), "{}", out.context());
+
+    // The config now matches the cluster: the PR is commented on, closed, its branch deleted.
+    fake.clear_requests();
+    let comments_before = fake.comments(number).len();
+    let (out, _) = plan_live(&cluster, &fake, "prod", 3, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert!(out.stdout.ends_with("\noutputs_uri=\nconverged\n"), "{}", out.context());
+    let pr = fake.pull(number).expect("the PR");
+    assert_eq!(pr["state"].as_str(), Some("closed"), "{pr}");
+    assert_eq!(fake.pulls().len(), 1, "no new PR");
+    let comments = fake.comments(number);
+    assert_eq!(comments.len(), comments_before + 1, "{comments:?}");
+    let (_, _, body) = comments.last().expect("comment");
+    assert!(body.contains("The cluster converged") && body.contains("`prod`"), "{body}");
+    assert_eq!(fake.branch_sha(PROD_BRANCH), None, "the plan branch is deleted");
+    let log: Vec<String> = fake.requests().iter().filter(|r| r.is_write()).map(|r| r.line()).collect();
+    assert_eq!(log.len(), 3, "comment, close, delete the branch:\n{}", log.join("\n"));
+    assert_contract(&fake);
+
+    // Converged again: no open PR any more, so nothing is written.
+    fake.clear_requests();
+    let (out, _) = plan_live(&cluster, &fake, "prod", 3, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert_eq!(fake.counts(), (1, 0));
+    assert_eq!(fake.comments(number).len(), comments_before + 1);
+
+    // Drifting again opens a fresh PR.
+    let (out, _) = plan_live(&cluster, &fake, "prod", 4, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    assert_eq!(out.stdout.lines().last(), Some("awaiting_approval"));
+    let open: Vec<_> = fake.pulls().into_iter().filter(|p| p["state"] == "open").collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_ne!(open[0]["number"].as_u64(), Some(number));
+    assert_contract(&fake);
+}
+
+#[test]
+fn a_failing_target_leaves_another_targets_pull_request_untouched() {
+    let cluster = live_cluster();
+    let fake = FakeGitHub::start();
+    let (out, _) = plan_live(&cluster, &fake, "prod", 5, true);
+    assert_eq!(out.code, 0, "{}", out.context());
+    let number = fake.pulls()[0]["number"].as_u64().expect("number");
+    let head = fake.branch_sha(PROD_BRANCH).expect("branch");
+    let comments = fake.comments(number);
+
+    fake.clear_requests();
+    let (out, outputs) = plan_live(&cluster, &fake, "broken", 3, true);
+    assert_ne!(out.code, 0, "{}", out.context());
+    assert!(out.stderr.contains("unreachable"), "the failure names the context:\n{}", out.context());
+    assert!(!out.stdout.contains("outputs_uri=") && !out.stdout.contains("converged"), "{}", out.context());
+    assert_eq!(fake.counts(), (0, 0), "a target that failed sends nothing to GitHub");
+    assert!(!outputs.contains("status="), "{outputs}");
+    let pr = fake.pull(number).expect("the PR");
+    assert_eq!(pr["state"].as_str(), Some("open"));
+    assert_eq!(fake.branch_sha(PROD_BRANCH), Some(head));
+    assert_eq!(fake.comments(number), comments);
+}

@@ -492,3 +492,79 @@ fn a_rate_limit_that_never_lifts_ends_after_the_attempts() {
     assert!(err.to_string().contains("rate limit still refused"), "{err}");
     assert_eq!(fake.requests().len(), 4, "{}", log(&fake));
 }
+
+// ---- Converged targets: closing the plan PR.
+
+use infra_scale::github::publish::{CONVERGED_MARKER, converge_with};
+
+fn converged_comments(fake: &FakeGitHub, number: u64) -> usize {
+    fake.comments(number).iter().filter(|(_, _, body)| body.starts_with(CONVERGED_MARKER)).count()
+}
+
+#[test]
+fn converge_closes_the_open_plan_pr_comments_once_and_deletes_the_branch() {
+    let fake = FakeGitHub::start();
+    let env = env_for(&fake);
+    let published = publish_ok(&env, &input(plan("2026-01-01T00:00:00Z", 6)));
+    let number = published.pr_number.expect("PR");
+
+    // Closing fails (the token may not write pull requests) after the comment was posted.
+    fake.inject(Fault::new("PATCH", "/pulls/", FaultKind::Forbidden("Resource not accessible by integration".into())));
+    fake.clear_requests();
+    let err = converge_with(&env, "prod", false).expect_err("closing was refused");
+    assert!(err.to_string().contains("pull-requests: write"), "{err}");
+    assert_eq!(converged_comments(&fake, number), 1);
+    assert_eq!(fake.pull(number).expect("PR")["state"], "open");
+
+    // The re-run finishes the job without a second comment.
+    fake.clear_requests();
+    let out = converge_with(&env, "prod", false).unwrap_or_else(|e| panic!("converge: {e}"));
+    assert_eq!(out.closed_pr, Some(number));
+    assert_eq!(converged_comments(&fake, number), 1, "one converged comment, not two");
+    assert_eq!(fake.pull(number).expect("PR")["state"], "closed");
+    assert_eq!(fake.branch_sha(BRANCH), None);
+    assert_eq!(fake.counts().1, 2, "close and delete only:\n{}", log(&fake));
+    assert_contract(&fake);
+}
+
+#[test]
+fn converge_tolerates_a_branch_that_is_already_gone_and_ignores_other_prs() {
+    let fake = FakeGitHub::start();
+    let env = env_for(&fake);
+    let published = publish_ok(&env, &input(plan("2026-01-01T00:00:00Z", 6)));
+    let number = published.pr_number.expect("PR");
+    // A PR from a fork's branch of the same name and a person's PR are not ours to close.
+    let fork = fake.open_pull_as(BRANCH, "mallory");
+    fake.set_pull_head_repo(fork, "mallory/fleet");
+    let other = fake.open_pull_as("feature/x", "alice");
+
+    // Our PR's branch was deleted by hand already: the PR is closed, the missing ref is fine.
+    fake.inject(Fault::new(
+        "DELETE",
+        "/git/refs/",
+        FaultKind::Answer(422, serde_json::json!({"message": "Reference does not exist", "status": "422"})),
+    ));
+    let out = converge_with(&env, "prod", false).unwrap_or_else(|e| panic!("converge: {e}"));
+    assert_eq!(out.closed_pr, Some(number));
+    assert_eq!(fake.pull(number).expect("PR")["state"], "closed");
+    for n in [fork, other] {
+        assert_eq!(fake.pull(n).expect("PR")["state"], "open", "#{n} is not ours");
+    }
+
+    // Nothing of ours is open any more: one read, no write.
+    fake.clear_requests();
+    let out = converge_with(&env, "prod", false).unwrap_or_else(|e| panic!("converge: {e}"));
+    assert_eq!(out.closed_pr, None);
+    assert_eq!(fake.counts(), (1, 0), "{}", log(&fake));
+    assert_contract(&fake);
+}
+
+#[test]
+fn converge_without_credentials_warns_or_fails_with_require_pr() {
+    let out = converge_with(&Env::from_pairs(Vec::<(String, String)>::new()), "prod", false).expect("only a warning");
+    assert_eq!(out.closed_pr, None);
+    assert_eq!(out.api_requests, (0, 0));
+    assert!(out.warnings.iter().any(|w| w.contains("converged") && w.contains("GITHUB_TOKEN")), "{:?}", out.warnings);
+    let err = converge_with(&Env::from_pairs(Vec::<(String, String)>::new()), "prod", true).expect_err("--require-pr");
+    assert!(err.to_string().contains("cannot be checked and closed"), "{err}");
+}

@@ -197,6 +197,26 @@ fn a_dry_run_sends_no_approval_event_and_no_webhook() {
 }
 
 #[test]
+fn a_converged_target_sends_no_approval_event_and_no_webhook() {
+    let metrics = Recorder::start(200);
+    let hook = Recorder::start(200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Settings {
+        metrics_url: Some(Secret::new(metrics.url("/m"))),
+        webhook_url: Some(Secret::new(hook.url("/h"))),
+        ..settings(dir.path())
+    };
+    let outcome = TaskOutcome { status: "converged".into(), ..TaskOutcome::default() };
+    let record = orchestrator::start_with("infra.scale", s).finish(&outcome, dir.path());
+    let names: Vec<String> =
+        metrics.seen().iter().map(|e| e.body["event"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(names, ["agent.task_started", "agent.task_finished"]);
+    assert_eq!(metrics.seen()[1].body["status"].as_str(), Some("converged"));
+    assert!(hook.seen().is_empty(), "a converged nightly run is not news");
+    assert_eq!(record.status, "converged");
+}
+
+#[test]
 fn a_failed_task_notifies_the_webhook_with_the_run_link() {
     let hook = Recorder::start(200);
     let dir = tempfile::tempdir().expect("tempdir");

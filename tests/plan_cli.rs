@@ -702,3 +702,32 @@ fn a_metrics_collector_that_is_down_does_not_fail_the_run() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("succeeded\n"));
 }
+
+#[test]
+fn detect_reports_a_converged_target_only_when_no_action_would_change_the_cluster() {
+    let (r, _) = detect_run();
+    let base = ["plan", "--target=prod", "--namespace=assistant"];
+    let cases: &[(&[&str], bool)] = &[
+        // web runs 3 replicas with a 250m CPU request.
+        (&["--detect", "--workload=Deployment:web:3", "--req=web:cpu=250m"], true),
+        // api's replicas belong to its HPA, which already has these bounds: nothing to send.
+        (&["--detect", "--workload=Deployment:api:5", "--hpa=api=min:2,max:6,cpu:80"], true),
+        (&["--detect", "--workload=Deployment:web:3", "--req=web:cpu=300m"], false),
+        (&["--detect", "--workload=Deployment:web:4"], false),
+        (&["--detect", "--workload=Deployment:api:5", "--hpa=api=min:2,max:8,cpu:80"], false),
+        // Without --detect the live state is unknown: never converged.
+        (&["--workload=Deployment:web:3"], false),
+    ];
+    for (i, (extra, converged)) in cases.iter().enumerate() {
+        let out_arg = format!("--out=out-{i}");
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        args.push(&out_arg);
+        let out = r.run(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{extra:?}: {stderr}");
+        assert_eq!(stdout.lines().last(), Some("succeeded"), "{extra:?}: without --apply the status stays");
+        assert_eq!(stderr.contains("target prod: converged"), *converged, "{extra:?}:\n{stderr}");
+    }
+}

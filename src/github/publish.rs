@@ -10,6 +10,10 @@
 //! (skipped when the Actions event names it), read its tip, create tree, create commit, create
 //! ref, create PR, add label, create comment: 8 (9 outside Actions). An unchanged re-run: read
 //! the plan, find the PR, list comments, read the token's identity: 4 reads, 0 writes.
+//!
+//! A converged target (its plan changes nothing in the live cluster) publishes nothing:
+//! [`converge`] looks for the target's open plan PR (1 read) and, only when there is one, comments
+//! that the cluster converged, closes it and deletes its branch.
 
 use serde_json::{Value, json};
 
@@ -98,6 +102,62 @@ pub fn publish_with(env: &Env, input: &PublishInput) -> Result<PublishOutcome> {
     let mut outcome = result?;
     outcome.api_requests = client.counts();
     Ok(outcome)
+}
+
+/// What [`converge`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvergeOutcome {
+    /// The plan PR this run closed, if one was open.
+    pub closed_pr: Option<u64>,
+    /// API requests sent: (reads, writes), retries included.
+    pub api_requests: (u32, u32),
+    /// Warnings; [`converge`] has already written them to stderr.
+    pub warnings: Vec<String>,
+}
+
+/// The converged comment's first line, which also marks it as ours.
+pub const CONVERGED_MARKER: &str = "<!-- infra-scale:converged -->";
+
+/// A converged target, with settings from the process environment; warnings go to stderr.
+pub fn converge(target: &str, require_pr: bool) -> Result<ConvergeOutcome> {
+    let outcome = converge_with(&Env::from_process(), target, require_pr)?;
+    for w in &outcome.warnings {
+        crate::runner::warning(w);
+    }
+    Ok(outcome)
+}
+
+/// A converged target: no pull request is opened; an open plan PR for the target (branch
+/// `infra-scale/<target>`) gets a comment saying the cluster converged, is closed, and its branch
+/// is deleted. Without an open PR nothing is written.
+pub fn converge_with(env: &Env, target: &str, require_pr: bool) -> Result<ConvergeOutcome> {
+    super::check_target(target)
+        .map_err(|e| Error::invalid(format!("--target={target}"), e, crate::names::LABEL_HELP))?;
+    let settings = Settings::from_env(env)?;
+    let mut warnings = settings.notes.clone();
+    let (Some(repo), Some(config)) = (settings.repo.clone(), settings.client_config()) else {
+        let missing = settings.missing.join(", ");
+        if require_pr {
+            return Err(Error::Failed(anyhow::anyhow!(
+                "the cluster converged, but the target's plan pull request cannot be checked and closed: missing {missing}\n  help: set them (in a workflow: GITHUB_TOKEN: ${{{{ github.token }}}} with permissions contents: write, pull-requests: write, issues: write), or drop --require-pr"
+            )));
+        }
+        warnings.push(format!(
+            "the cluster converged; not checking for an open plan pull request to close: missing {missing}"
+        ));
+        return Ok(ConvergeOutcome { closed_pr: None, api_requests: (0, 0), warnings });
+    };
+    let client = Client::new(config);
+    let input = PublishInput {
+        target: target.to_string(),
+        plan_yaml: String::new(),
+        summary_md: String::new(),
+        reviewers: Vec::new(),
+        require_pr,
+    };
+    let run = Publication { client: &client, settings: &settings, repo: &repo, input: &input, warnings };
+    let closed_pr = run.close_converged()?;
+    Ok(ConvergeOutcome { closed_pr, api_requests: client.counts(), warnings: run.warnings })
 }
 
 /// A pull request as far as publishing cares.
@@ -195,6 +255,58 @@ impl Publication<'_> {
             api_requests: (0, 0),
             warnings: std::mem::take(&mut self.warnings),
         })
+    }
+
+    /// Comments on, closes and deletes the branch of the target's open plan PR; returns its number.
+    fn close_converged(&self) -> Result<Option<u64>> {
+        let target = self.input.target.as_str();
+        let branch = super::branch_for(target);
+        let Some(pull) = self.find_pull(&branch)? else {
+            return Ok(None);
+        };
+        let number = pull.number;
+        let body = format!(
+            "{CONVERGED_MARKER}\nThe cluster converged: the live state of target `{target}` matches the config, \
+             so this plan has nothing left to change. infra-scale closed this pull request and deleted its \
+             branch `{branch}`; a later drift opens a new one.\n"
+        );
+        // A re-run after a half-finished close (comment posted, closing failed) comments once.
+        let comments = list_comments(self.client, self.repo, number)?;
+        if !comments.iter().any(|c| c.get("body").and_then(Value::as_str) == Some(body.as_str())) {
+            let req = Request::new(
+                Method::Post,
+                self.path(&format!("/issues/{number}/comments")),
+                format!("comment on #{number} that the cluster converged"),
+                Permission::IssuesWrite,
+            )
+            .body(json!({"body": body}));
+            let check = || -> Result<Option<Value>, ApiError> {
+                let all = list_comments(self.client, self.repo, number)?;
+                Ok(all.into_iter().find(|c| c.get("body").and_then(Value::as_str) == Some(body.as_str())))
+            };
+            self.client.send_checked(&req, &check)?;
+        }
+        let close = Request::new(
+            Method::Patch,
+            self.path(&format!("/pulls/{number}")),
+            format!("close #{number} (the cluster converged)"),
+            Permission::PullRequestsWrite,
+        )
+        .body(json!({"state": "closed"}));
+        self.client.send(&close)?;
+        let delete = Request::new(
+            Method::Delete,
+            self.path(&format!("/git/refs/heads/{}", enc_path(&branch))),
+            format!("delete branch {branch} (the cluster converged)"),
+            Permission::ContentsWrite,
+        );
+        match self.client.send(&delete) {
+            Ok(_) => {}
+            // Already gone (deleted by hand, or by a concurrent run): nothing left to do.
+            Err(e) if e.is_not_found() || e.status() == Some(422) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Some(number))
     }
 
     fn path(&self, rest: &str) -> String {

@@ -619,10 +619,13 @@ fn serve(shared: &Shared, mut request: tiny_http::Request) {
     let (data, content_type) = match reply.body {
         ReplyBody::Json(v) => (v.to_string().into_bytes(), "application/json; charset=utf-8"),
         ReplyBody::Text(t) => (t.into_bytes(), "application/vnd.github.raw+json; charset=utf-8"),
+        ReplyBody::Empty => (Vec::new(), ""),
     };
     let mut response = tiny_http::Response::from_data(data).with_status_code(reply.status);
     let mut headers = reply.headers;
-    headers.push(("Content-Type".into(), content_type.into()));
+    if !content_type.is_empty() {
+        headers.push(("Content-Type".into(), content_type.into()));
+    }
     headers.push(("X-GitHub-Media-Type".into(), "github.v3; format=json".into()));
     for (k, v) in headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {

@@ -136,6 +136,8 @@ pub struct Reply {
 pub enum ReplyBody {
     Json(Value),
     Text(String),
+    /// `204 No Content`.
+    Empty,
 }
 
 impl Reply {
@@ -668,6 +670,23 @@ impl State {
                 self.refs.insert(name.clone(), sha.clone());
                 Reply::json(200, json!({"ref": name, "object": {"sha": sha, "type": "commit"}}))
             }
+            ("DELETE", "/git/refs/{ref}") => {
+                // GitHub answers 422 `Reference does not exist` for a ref that is not there.
+                let name = format!("refs/{}", ctx.param("ref"));
+                if self.refs.remove(&name).is_none() {
+                    return Reply::message(422, "Reference does not exist");
+                }
+                // Deleting a PR's head branch closes the PR (GitHub does the same).
+                if let Some(branch) = name.strip_prefix("refs/heads/") {
+                    let full_name = self.full_name();
+                    for p in self.pulls.iter_mut() {
+                        if p.state == "open" && p.head_ref == branch && p.head_repo == full_name {
+                            p.state = "closed".into();
+                        }
+                    }
+                }
+                Reply { status: 204, body: ReplyBody::Empty, headers: Vec::new() }
+            }
             ("GET", "/pulls") => {
                 let state = ctx.query.get("state").map_or("open", String::as_str);
                 let head = ctx.query.get("head").cloned();
@@ -693,6 +712,29 @@ impl State {
                     Some(p) => Reply::json(200, self.pull_json(p, ctx.server_url, ctx.api_url)),
                     None => Reply::message(404, "Not Found"),
                 }
+            }
+            ("PATCH", "/pulls/{pull_number}") => {
+                let Some(i) = self.pulls.iter().position(|p| Some(p.number) == ctx.number("pull_number")) else {
+                    return Reply::message(404, "Not Found");
+                };
+                if let Some(state) = ctx.str_field("state") {
+                    let p = &self.pulls[i];
+                    if state == "open" && p.state == "closed" && p.merged {
+                        return Reply::message(422, "Cannot reopen a merged pull request");
+                    }
+                    self.pulls[i].state = state.to_string();
+                }
+                if let Some(title) = ctx.str_field("title") {
+                    self.pulls[i].title = title.to_string();
+                }
+                if let Some(body) = ctx.str_field("body") {
+                    self.pulls[i].body = body.to_string();
+                }
+                if let Some(base) = ctx.str_field("base") {
+                    self.pulls[i].base_ref = base.to_string();
+                }
+                let p = self.pulls[i].clone();
+                Reply::json(200, self.pull_json(&p, ctx.server_url, ctx.api_url))
             }
             ("GET", "/pulls/{pull_number}/commits") => {
                 let Some(p) = self.pulls.iter().find(|p| Some(p.number) == ctx.number("pull_number")) else {
