@@ -315,6 +315,7 @@ fn exit_codes_become_the_status_output() {
     let cases = [
         ("0", "succeeded", "succeeded", true),
         ("0", "awaiting_approval", "awaiting_approval", true),
+        ("0", "converged", "converged", true),
         ("1", "", "failed", false),
         ("2", "", "invalid", false),
         ("3", "", "refused", false),
