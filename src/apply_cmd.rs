@@ -100,11 +100,11 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
         preflight: true,
     };
     let execution = run::execute(&plan, &session, &opts);
-    println!("{}", execution.summary.to_json());
+    crate::output::line(&execution.summary.to_json());
     report_back(approval.as_ref(), &execution.summary);
     match execution.error {
         None => {
-            println!("succeeded");
+            crate::output::line("succeeded");
             Ok(())
         }
         Some(e) => Err(e),
@@ -155,12 +155,12 @@ fn load(path: &Path) -> Result<(Vec<u8>, ScalePlan)> {
 fn preview_plan(plan: &ScalePlan, session: &Session, context: &str) -> Result<()> {
     let steps = resolve::resolve(plan, None)?;
     for inv in preview::invocations(&plan.context.namespace, &steps) {
-        println!("{}", preview::render(&session.kubectl, &inv));
+        crate::output::line(&preview::render(&session.kubectl, &inv));
     }
     let mut summary = Summary::new(false, &plan.context.namespace, context);
     summary.results = steps;
-    println!("{}", summary.to_json());
-    println!("succeeded");
+    crate::output::line(&summary.to_json());
+    crate::output::line("succeeded");
     Ok(())
 }
 
@@ -174,7 +174,7 @@ fn pass_through(plan: &ScalePlan, session: &Session, context: &str) -> Result<()
     let mut steps = resolve::resolve(plan, None)?;
     for inv in preview::invocations(&plan.context.namespace, &steps) {
         let out = session.run(&inv.purpose, &inv.args, None).map_err(|e| Error::Failed(e.into()))?;
-        print!("{}", out.stdout);
+        crate::output::text(&out.stdout);
         for &i in &inv.steps {
             steps[i].status = Status::PassedThrough;
             steps[i].duration_ms = out.elapsed.as_millis() as u64;
@@ -183,8 +183,8 @@ fn pass_through(plan: &ScalePlan, session: &Session, context: &str) -> Result<()
     let mut summary = Summary::new(true, &plan.context.namespace, context);
     summary.results = steps;
     summary.kubectl_calls = Some(session.calls());
-    println!("{}", summary.to_json());
-    println!("succeeded");
+    crate::output::line(&summary.to_json());
+    crate::output::line("succeeded");
     Ok(())
 }
 

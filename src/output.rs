@@ -10,11 +10,20 @@ static CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Prints one line to stdout (flushed); dropped once stdout is closed.
 pub fn line(text: &str) {
+    write(text, "\n");
+}
+
+/// Prints text to stdout as it is (flushed); dropped once stdout is closed.
+pub fn text(text: &str) {
+    write(text, "");
+}
+
+fn write(text: &str, end: &str) {
     if CLOSED.load(Ordering::Relaxed) {
         return;
     }
     let mut out = std::io::stdout().lock();
-    let result = writeln!(out, "{text}").and_then(|()| out.flush());
+    let result = write!(out, "{text}{end}").and_then(|()| out.flush());
     if let Err(e) = result {
         CLOSED.store(true, Ordering::Relaxed);
         if e.kind() != std::io::ErrorKind::BrokenPipe {

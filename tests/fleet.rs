@@ -173,7 +173,13 @@ fn artifacts_of_two_targets_planned_in_the_same_second_both_survive() {
 fn a_closed_stdout_ends_quietly_with_the_usual_status() {
     let dir = tempfile::tempdir().expect("tmp");
     write(dir.path(), "infra-scale.yaml", FLEET);
-    for args in [&["plan", "--target=prod"][..], &["targets"][..]] {
+    let plan = "--plan=plan-for-apply.yaml";
+    for args in [&["plan", "--target=prod", "--out=for-apply"][..], &["targets"][..], &["apply", plan, "--dry-run"][..]]
+    {
+        if args[0] == "apply" {
+            std::fs::copy(dir.path().join("for-apply/plan.yaml"), dir.path().join("plan-for-apply.yaml"))
+                .expect("plan");
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra-scale"));
         cmd.args(args)
             .current_dir(dir.path())
