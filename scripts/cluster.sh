@@ -9,6 +9,8 @@
 #   scripts/cluster.sh build      build the binaries if missing (cached by version, outside the tree)
 #   scripts/cluster.sh up DIR     start everything; last line of output: KUBECONFIG=DIR/kubeconfig
 #   scripts/cluster.sh down DIR   stop exactly the processes `up DIR` started
+# With INFRA_SCALE_CLUSTER_OWNER_PID set, `up` leaves a watcher that runs `down` once that process
+# has exited (the Rust tests use this: one control plane per test binary).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 K8S_VERSION=v1.34.4
@@ -179,6 +181,16 @@ EOF
   wait_for kwok 60 kc wait --for=condition=Ready node/kwok-node-0 --timeout=1s
   wait_for kube-controller-manager 60 kc -n default get serviceaccount default
   alive kube-scheduler || fail kube-scheduler
+  if [ -n "${INFRA_SCALE_CLUSTER_OWNER_PID:-}" ]; then
+    # Tests: stop everything when the owning process exits, however it exits.
+    local owner=$INFRA_SCALE_CLUSTER_OWNER_PID
+    (
+      trap '' HUP
+      while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
+      bash "$ROOT/scripts/cluster.sh" down "$DIR"
+      rm -rf "$DIR"
+    ) </dev/null >/dev/null 2>&1 &
+  fi
   echo "KUBECONFIG=$DIR/kubeconfig"
 }
 
