@@ -27,9 +27,8 @@ pub fn dry_run_error(e: KubectlError) -> Error {
     }
     let conflict = matches!(&e, KubectlError::Failed { stderr, .. } if stderr.contains("conflict"));
     let help = if conflict {
-        "nothing was changed; another field manager owns these fields (named above): change them through that \
-         owner (GitOps, Helm, the chart's values), or move ownership to infra-scale deliberately with \
-         `kubectl apply --server-side --field-manager=infra-scale --force-conflicts` and re-run"
+        "nothing was changed; another field manager (named above) owns these fields and would revert the change \
+         on its next sync: change them through that owner (GitOps, Helm, the chart's values)"
     } else {
         "nothing was changed; the API server's message above names the object and the field — fix the plan \
          (or the namespace's quota/admission policy) and re-run"
@@ -38,6 +37,33 @@ pub fn dry_run_error(e: KubectlError) -> Error {
         format!("the API server rejected the change in a server-side dry run:\n{}", indent(&e.to_string())),
         help,
     )
+}
+
+/// Field managers of one-off human edits (`kubectl create`, `edit`, `patch`, client-side `apply`,
+/// ...): no controller re-applies their values, so the approved plan may take over the fields it
+/// changes from them (issue 9, item 1). Anything else (Helm, Argo CD, Flux, operators) is an owner.
+///
+/// Not `kubectl-client-side-apply`: on an object carrying `last-applied-configuration`, kubectl's
+/// server-side apply migrates all of that manager's fields to infra-scale, and the restore plan's
+/// partial manifest then prunes them (kube-apiserver v1.34.4: `spec.selector: Required value`,
+/// `spec.template.spec.containers[0].image: Required value`). Such objects stay refused until the
+/// executor avoids the migration.
+pub fn one_off_manager(manager: &str) -> bool {
+    manager != "kubectl-client-side-apply" && (manager == "kubectl" || manager.starts_with("kubectl-"))
+}
+
+/// The managers a server-side apply conflict names (`conflicts with "NAME"`), deduplicated.
+pub fn conflicting_managers(e: &KubectlError) -> Vec<String> {
+    let KubectlError::Failed { stderr, .. } = e else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    for part in stderr.split("conflicts with \"").skip(1) {
+        if let Some(name) = part.split('"').next()
+            && !out.iter().any(|m| m == name)
+        {
+            out.push(name.to_string());
+        }
+    }
+    out
 }
 
 fn indent(text: &str) -> String {

@@ -117,9 +117,33 @@ impl Run<'_> {
         }
 
         // 3. Server-side dry run of the whole change: a rejection changes nothing.
+        // Fields held only by one-off human managers (kubectl create/edit/patch/client-side apply)
+        // are taken over, exactly those the plan sends (`--force-conflicts`); any other owner refuses.
+        let mut invocations = invocations;
+        let mut take_over: Vec<String> = Vec::new();
         for inv in invocations.iter().filter(|i| i.stage == Stage::DryRun) {
             if let Err(e) = self.session.run(&inv.purpose, &inv.args, inv.stdin.as_deref()) {
-                return Err(apply::dry_run_error(e));
+                let managers = apply::conflicting_managers(&e);
+                if managers.is_empty() || !managers.iter().all(|m| apply::one_off_manager(m)) {
+                    return Err(apply::dry_run_error(e));
+                }
+                let mut args = inv.args.clone();
+                args.insert(args.len() - 2, "--force-conflicts".into());
+                if let Err(e) = self.session.run(&inv.purpose, &args, inv.stdin.as_deref()) {
+                    return Err(apply::dry_run_error(e));
+                }
+                take_over = managers;
+            }
+        }
+        if !take_over.is_empty() {
+            eprintln!(
+                "note: taking over the fields this plan changes from one-off manager(s) {} (--force-conflicts); \
+                 their other fields keep their owners",
+                take_over.join(", ")
+            );
+            for inv in invocations.iter_mut().filter(|i| i.stage == Stage::Apply) {
+                let at = inv.args.len() - 2;
+                inv.args.insert(at, "--force-conflicts".into());
             }
         }
 
