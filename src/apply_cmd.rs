@@ -74,7 +74,7 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
     if let Some(a) = &approval
         && let Err(e) = report::started(a)
     {
-        eprintln!("warning: could not mark the pull request's head commit as pending: {e}");
+        crate::runner::warning(&format!("could not mark the pull request's head commit as pending: {e}"));
     }
     if execute::is_echo(&session.kubectl) {
         return pass_through(&plan, &session, &context);
@@ -206,12 +206,12 @@ fn report_back(approval: Option<&Approval>, summary: &Summary) {
                 summary_line: line,
             };
             if let Err(e) = report::post(a, &r) {
-                eprintln!("warning: could not report the outcome on the pull request: {e}");
+                crate::runner::warning(&format!("could not report the outcome on the pull request: {e}"));
             }
         }
         None => {
             if let Err(e) = crate::runner::append_step_summary(&markdown) {
-                eprintln!("warning: could not write the job summary: {e:#}");
+                crate::runner::warning(&format!("could not write the job summary: {e:#}"));
             }
         }
     }

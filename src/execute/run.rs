@@ -66,7 +66,7 @@ pub fn execute(plan: &ScalePlan, session: &Session, opts: &ExecOptions) -> Execu
         let path = dir.join(RESULTS_FILE);
         summary.results_file = Some(path.display().to_string());
         if let Err(e) = crate::artifacts::write_atomic(&path, summary.to_json().as_bytes()) {
-            eprintln!("warning: could not write {}: {e:#}", path.display());
+            crate::runner::warning(&format!("could not write {}: {e:#}", path.display()));
             summary.results_file = None;
         }
     }
@@ -102,7 +102,7 @@ impl Run<'_> {
                 ));
             }
             for d in &drift {
-                eprintln!("warning: drift accepted (--allow-drift): {d}");
+                crate::runner::warning(&format!("drift accepted (--allow-drift): {d}"));
             }
         }
 
