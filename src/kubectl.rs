@@ -103,6 +103,7 @@ impl Kubectl {
                 stderr,
             });
         }
+        surface_warnings(&stderr);
         Ok(Output { stdout, stderr, elapsed: started.elapsed() })
     }
 
@@ -113,5 +114,23 @@ impl Kubectl {
             purpose: purpose.into(),
             detail: format!("{e}; output starts with {:?}", out.stdout.chars().take(80).collect::<String>()),
         })
+    }
+}
+
+/// kubectl succeeded but warned (the API server's `Warning:` headers: a missing
+/// last-applied-configuration annotation, a deprecated API; kubectl's own `WARNING:` on version
+/// skew): each distinct warning is shown once per run, never taken as silent success.
+fn surface_warnings(stderr: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    for line in stderr.lines().map(str::trim) {
+        let Some(text) = line.strip_prefix("Warning:").or_else(|| line.strip_prefix("WARNING:")) else { continue };
+        let text = text.trim();
+        let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if text.is_empty() || seen.iter().any(|s| s == text) {
+            continue;
+        }
+        seen.push(text.to_string());
+        drop(seen);
+        crate::runner::warning(&format!("kubectl: {text}"));
     }
 }

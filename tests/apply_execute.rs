@@ -400,3 +400,26 @@ fn secrets_from_the_kubeconfig_never_reach_the_output() {
         }
     });
 }
+
+#[test]
+fn warnings_kubectl_prints_on_success_are_shown_once_each() {
+    use std::os::unix::fs::PermissionsExt;
+    let real = kubectls().into_iter().next().expect("a kubectl");
+    let dir = tempfile::tempdir().expect("tmp");
+    let wrapper = dir.path().join("kubectl-that-warns");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho 'Warning: resource deployments/web is missing the kubectl.kubernetes.io/last-applied-configuration annotation' >&2\nexec '{}' \"$@\"\n",
+            real.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let c = Cluster::new(&wrapper);
+    let (out, _) = c.execute(&plan("execute.yaml"), &[]);
+    assert_eq!(out.code, 0, "{}", out.context());
+    let shown: Vec<&str> = out.stderr.lines().filter(|l| l.contains("last-applied-configuration annotation")).collect();
+    assert_eq!(shown.len(), 1, "each distinct warning once:\n{}", out.stderr);
+    assert!(shown[0].starts_with("warning: kubectl: resource deployments/web"), "{}", shown[0]);
+}
