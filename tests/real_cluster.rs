@@ -8,7 +8,7 @@ mod apply_support;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apply_support::{CONTEXT, NS, Out, infra_scale, kubectls, plan};
+use apply_support::{CONTEXT, NS, Out, execute_in, kubectls, plan};
 use serde_json::{Value, json};
 use testkit::cluster::RealCluster;
 
@@ -104,17 +104,7 @@ impl Scenario {
 
     fn execute(&self, plan: &Path, extra: &[&str]) -> (Out, PathBuf) {
         self.runs.set(self.runs.get() + 1);
-        let out_dir = self.dir.path().join(format!("out-{}", self.runs.get()));
-        let plan_arg = format!("--plan={}", plan.display());
-        let out_arg = format!("--out={}", out_dir.display());
-        let mut args = vec!["apply", plan_arg.as_str(), "--execute", out_arg.as_str()];
-        args.extend_from_slice(extra);
-        let kubeconfig = self.kubeconfig.display().to_string();
-        let cache = self.dir.path().join("cache").display().to_string();
-        let kubectl = self.kubectl.display().to_string();
-        let env =
-            [("KUBECONFIG", kubeconfig.as_str()), ("KUBECACHEDIR", cache.as_str()), ("KUBECTL", kubectl.as_str())];
-        (infra_scale(self.dir.path(), &args, &env), out_dir)
+        execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, plan, extra)
     }
 
     /// Replicas, every container's resources and every HPA's bounds and metrics, read from the server.

@@ -70,6 +70,29 @@ pub fn infra_scale(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     }
 }
 
+/// `infra-scale apply --plan=<plan> --execute --out=<dir>/out-<run> <extra>` in `dir`, with this
+/// kubeconfig and kubectl and a private discovery cache under `dir`; returns the run and its
+/// output directory.
+pub fn execute_in(
+    dir: &Path,
+    run: usize,
+    kubeconfig: &Path,
+    kubectl: &Path,
+    plan: &Path,
+    extra: &[&str],
+) -> (Out, PathBuf) {
+    let out_dir = dir.join(format!("out-{run}"));
+    let plan_arg = format!("--plan={}", plan.display());
+    let out_arg = format!("--out={}", out_dir.display());
+    let mut args = vec!["apply", plan_arg.as_str(), "--execute", out_arg.as_str()];
+    args.extend_from_slice(extra);
+    let kubeconfig = kubeconfig.display().to_string();
+    let cache = dir.join("cache").display().to_string();
+    let kubectl = kubectl.display().to_string();
+    let env = [("KUBECONFIG", kubeconfig.as_str()), ("KUBECACHEDIR", cache.as_str()), ("KUBECTL", kubectl.as_str())];
+    (infra_scale(dir, &args, &env), out_dir)
+}
+
 /// A plan fixture by file name.
 pub fn plan(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans").join(name)
@@ -174,14 +197,7 @@ impl Cluster {
     /// its output directory.
     pub fn execute(&self, plan: &Path, extra: &[&str]) -> (Out, PathBuf) {
         self.runs.set(self.runs.get() + 1);
-        let out_dir = self.dir.path().join(format!("out-{}", self.runs.get()));
-        let plan_arg = format!("--plan={}", plan.display());
-        let out_arg = format!("--out={}", out_dir.display());
-        let mut args = vec!["apply", plan_arg.as_str(), "--execute", out_arg.as_str()];
-        args.extend_from_slice(extra);
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        (infra_scale(self.dir.path(), &args, &env), out_dir)
+        execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, plan, extra)
     }
 
     /// Writes a plan text into the scratch directory and returns its path.
