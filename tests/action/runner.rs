@@ -384,7 +384,7 @@ fn str_at<'a>(doc: &'a Yaml, path: &[&str]) -> Option<&'a str> {
 }
 
 /// A YAML scalar as the runner sees it (booleans and numbers as their text).
-fn scalar(v: &Yaml) -> String {
+pub fn scalar(v: &Yaml) -> String {
     match v {
         Yaml::String(s) => s.clone(),
         Yaml::Bool(b) => b.to_string(),

@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::{Value as Json, json};
 use serde_yaml::Value as Yaml;
 
-use super::runner::{Action, ActionRun, Job, evaluate_with, interpolate_with, is_truthy, parse_file_commands};
+use super::runner::{Action, ActionRun, Job, evaluate_with, interpolate_with, is_truthy, parse_file_commands, scalar};
 
 /// The two trees GitHub knows for a pull-request event.
 pub struct Trees {
@@ -204,16 +204,6 @@ pub fn run(trees: &Trees, name: &str, base: &Job, vars: &Json, secrets: &Json) -
         result.jobs.insert(job_name, record);
     }
     result
-}
-
-fn scalar(v: &Yaml) -> String {
-    match v {
-        Yaml::String(s) => s.clone(),
-        Yaml::Bool(b) => b.to_string(),
-        Yaml::Number(n) => n.to_string(),
-        Yaml::Null => String::new(),
-        other => panic!("not a scalar: {other:?}"),
-    }
 }
 
 fn run_script(
