@@ -26,6 +26,9 @@ pub struct LiveHpa {
     pub target_kind: String,
     pub target_name: String,
     pub object: ObservedHpaObject,
+    /// `spec.metrics` exactly as the server returned it (autoscaling/v2; empty for a v1 shape):
+    /// an atomic list, replaced whole by a change and restored whole.
+    pub metrics: Vec<Value>,
 }
 
 impl ClusterState {
@@ -178,9 +181,14 @@ fn parse_hpa(item: &Value, name: &str, at: &str) -> Result<LiveHpa, String> {
             }
         }
     }
+    let raw_metrics = match spec.get("metrics") {
+        Some(Value::Array(m)) => m.clone(),
+        _ => Vec::new(),
+    };
     Ok(LiveHpa {
         target_kind,
         target_name,
+        metrics: raw_metrics,
         object: ObservedHpaObject {
             name: name.to_string(),
             resource_version: str_at(item, &["metadata", "resourceVersion"]).unwrap_or_default().to_string(),

@@ -124,6 +124,14 @@ impl WorkloadKind {
         }
     }
 
+    /// The fully qualified resource (`deployments.apps`, `statefulsets.apps`).
+    pub fn qualified_resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments.apps",
+            WorkloadKind::StatefulSet => "statefulsets.apps",
+        }
+    }
+
     /// Checks a name with the rule for this kind.
     pub fn check_name(self, name: &str) -> std::result::Result<(), (String, &'static str)> {
         match self {
@@ -371,6 +379,10 @@ pub struct ApplyHpa {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetRef>,
     pub hpa: HpaSpec,
+    /// Restore plans: the HPA's `spec.metrics` list exactly as it was (autoscaling/v2 shape; an
+    /// atomic list, restored whole, other metrics included). Excludes `hpa.targetCPU`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Live<ObservedHpa>>,
 }
@@ -618,6 +630,24 @@ impl ScalePlan {
                     let target = a.target();
                     check_workload_name(&mut p, &at, target.kind, &target.name);
                     check_hpa(&mut p, &at, &a.hpa);
+                    if let Some(metrics) = &a.metrics {
+                        if a.hpa.target_cpu.is_some() {
+                            p.push(
+                                &at,
+                                "both `hpa.targetCPU` and `metrics` are set",
+                                "one of them: `metrics` (the whole autoscaling/v2 list) or `hpa.targetCPU`",
+                            );
+                        }
+                        for (j, m) in metrics.iter().enumerate() {
+                            if m.get("type").and_then(serde_json::Value::as_str).is_none() {
+                                p.push(
+                                    format!("{at}.metrics[{j}]"),
+                                    "is not an autoscaling/v2 metric",
+                                    "a mapping with a `type` (Resource, Pods, Object, External, ContainerResource)",
+                                );
+                            }
+                        }
+                    }
                 }
                 Action::DeleteHpa(a) => {
                     if let Err(e) = names::dns1123_subdomain(&a.name) {

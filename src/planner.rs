@@ -66,6 +66,7 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
                 namespace: ns.clone(),
                 target: Some(TargetRef { kind: r.request.kind, name: r.request.name.clone() }),
                 hpa: spec.clone(),
+                metrics: None,
                 from: Some(live_value(
                     live,
                     r.observed.map(|_| match existing {

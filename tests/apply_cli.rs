@@ -55,9 +55,11 @@ fn preview_of_the_prototype_prod_plan_is_golden_and_needs_no_cluster() {
     // The fixes to the prototype, visible in the preview.
     assert!(!out.stdout.contains("mem="), "`mem` is never sent:\n{}", out.stdout);
     assert!(out.stdout.contains("memory=1Gi"));
-    assert!(!out.stdout.contains("autoscale"), "no `kubectl autoscale`:\n{}", out.stdout);
+    assert!(!out.stdout.contains(" autoscale "), "no `kubectl autoscale`:\n{}", out.stdout);
     assert!(!out.stdout.contains("set resources"), "no container-blind `set resources`");
-    assert!(out.stdout.contains("--server-side --field-manager=infra-scale --dry-run=server"));
+    // Every change is a JSON patch (an Update owning only the changed fields), dry-run first.
+    assert!(out.stdout.contains("patch deployments.apps/web --type=json --field-manager=infra-scale --dry-run=server"));
+    assert!(!out.stdout.contains("--server-side"), "no server-side apply:\n{}", out.stdout);
     let summary = out.json();
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["executed"], false);
@@ -73,11 +75,13 @@ fn preview_shows_a_compare_and_swap_scale_per_distinct_count_pair() {
     let out = preview(dir.path(), &plan("execute.yaml"), &["--context=staging"], &kubectl);
     assert_eq!(out.code, 0, "{}", out.context());
     let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("preview: ")).collect();
-    assert_eq!(lines.len(), 4, "dry run, apply, two scales:\n{}", out.stdout);
+    assert_eq!(lines.len(), 12, "a dry run of each of 6 changes, then the changes:\n{}", out.stdout);
     assert!(lines.iter().all(|l| l.starts_with("preview: kubectl --context=staging -n assistant ")));
-    assert!(lines[1].contains("Deployment/web container app: requests cpu=500m,memory=1Gi limits cpu=1,memory=2Gi"));
-    assert!(lines[2].contains("scale '--current-replicas=<live>' --replicas=4 deployment/api"), "{}", lines[2]);
-    assert!(lines[3].contains("--replicas=3 statefulset/db"), "{}", lines[3]);
+    assert!(lines[..6].iter().all(|l| l.contains("--dry-run=server")), "{}", out.stdout);
+    assert!(!lines[6..].iter().any(|l| l.contains("--dry-run")), "{}", out.stdout);
+    assert!(lines[7].contains("Deployment/web container app: requests cpu=500m,memory=1Gi limits cpu=1,memory=2Gi"));
+    assert!(lines[10].contains("scale '--current-replicas=<live>' --replicas=4 deployment/api"), "{}", lines[10]);
+    assert!(lines[11].contains("--replicas=3 statefulset/db"), "{}", lines[11]);
     // web's replicas are left to the HPA the plan applies.
     assert!(!out.stdout.contains("deployment/web"), "{}", out.stdout);
     assert_eq!(out.statuses(), ["skipped", "planned", "planned", "planned", "planned", "planned", "planned"]);
@@ -92,7 +96,8 @@ fn kubectl_echo_execute_passes_the_invocations_through() {
     // echo prints the arguments of each change invocation.
     assert!(
         out.stdout.starts_with(
-            "--context=production -n assistant apply --server-side --field-manager=infra-scale --dry-run=server -f -\n"
+            "--context=production -n assistant patch horizontalpodautoscalers.autoscaling/web --type=json \
+             --field-manager=infra-scale --dry-run=server -p "
         ),
         "{}",
         out.stdout

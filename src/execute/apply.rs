@@ -12,58 +12,54 @@ use super::resolve::{Op, live_container};
 pub fn server_said_no(e: &KubectlError) -> bool {
     match e {
         KubectlError::Failed { stderr, .. } => {
-            stderr.contains("Error from server") || stderr.contains("conflict") || stderr.contains("is invalid")
+            stderr.contains("Error from server")
+                || stderr.contains("is invalid")
+                || stderr.contains("The request is invalid")
+                || stderr.contains("is forbidden")
         }
         _ => false,
     }
 }
 
+/// What kubectl prints when a JSON patch's `test` fails: the value it replaces is no longer the
+/// one read in the snapshot (the server answers 422 without naming the field).
+fn test_failed(e: &KubectlError) -> bool {
+    matches!(e, KubectlError::Failed { stderr, .. }
+        if stderr.contains("The request is invalid: the server rejected our request due to an error in our request"))
+}
+
+fn forbidden(e: &KubectlError) -> bool {
+    matches!(e, KubectlError::Failed { stderr, .. } if stderr.contains("is forbidden"))
+}
+
 /// The error for a failed server-side dry run: nothing was changed either way. The API server
-/// rejecting the change (validation, admission, quota, a field-ownership conflict) is a refusal
-/// (exit 3); kubectl not reaching it is a failure (exit 1).
-pub fn dry_run_error(e: KubectlError) -> Error {
-    if !server_said_no(&e) {
+/// rejecting the change (validation, admission, RBAC, a value that moved since the snapshot) is a
+/// refusal (exit 3); kubectl not reaching it is a failure (exit 1).
+pub fn dry_run_error(rejected: Vec<KubectlError>) -> Error {
+    let text = rejected.iter().map(|e| indent(&e.to_string())).collect::<Vec<_>>().join("\n");
+    if let Some(e) = rejected.iter().find(|e| !server_said_no(e)) {
         return Error::Failed(anyhow::anyhow!("{e}; nothing was changed"));
     }
-    let conflict = matches!(&e, KubectlError::Failed { stderr, .. } if stderr.contains("conflict"));
-    let help = if conflict {
-        "nothing was changed; another field manager (named above) owns these fields and would revert the change \
-         on its next sync: change them through that owner (GitOps, Helm, the chart's values)"
+    let help = if rejected.iter().any(test_failed) {
+        "nothing was changed; a value this plan replaces changed after the snapshot was read (the patch tests \
+         every value it replaces): re-run, or make a new plan from the live state"
+    } else if rejected.iter().any(forbidden) {
+        "nothing was changed; the credentials lack the permission the API server names above (verb, resource, \
+         namespace): grant it to the identity of this kubeconfig, or use one that has it"
     } else {
         "nothing was changed; the API server's message above names the object and the field — fix the plan \
          (or the namespace's quota/admission policy) and re-run"
     };
-    Error::refused(
-        format!("the API server rejected the change in a server-side dry run:\n{}", indent(&e.to_string())),
-        help,
-    )
+    Error::refused(format!("the API server rejected the change in a server-side dry run:\n{text}"), help)
 }
 
-/// Field managers of one-off human edits (`kubectl create`, `edit`, `patch`, client-side `apply`,
-/// ...): no controller re-applies their values, so the approved plan may take over the fields it
-/// changes from them (issue 9, item 1). Anything else (Helm, Argo CD, Flux, operators) is an owner.
-///
-/// Not `kubectl-client-side-apply`: on an object carrying `last-applied-configuration`, kubectl's
-/// server-side apply migrates all of that manager's fields to infra-scale, and the restore plan's
-/// partial manifest then prunes them (kube-apiserver v1.34.4: `spec.selector: Required value`,
-/// `spec.template.spec.containers[0].image: Required value`). Such objects stay refused until the
-/// executor avoids the migration.
-pub fn one_off_manager(manager: &str) -> bool {
-    manager != "kubectl-client-side-apply" && (manager == "kubectl" || manager.starts_with("kubectl-"))
-}
-
-/// The managers a server-side apply conflict names (`conflicts with "NAME"`), deduplicated.
-pub fn conflicting_managers(e: &KubectlError) -> Vec<String> {
-    let KubectlError::Failed { stderr, .. } = e else { return Vec::new() };
-    let mut out: Vec<String> = Vec::new();
-    for part in stderr.split("conflicts with \"").skip(1) {
-        if let Some(name) = part.split('"').next()
-            && !out.iter().any(|m| m == name)
-        {
-            out.push(name.to_string());
-        }
+/// One line for a change that failed after the dry run passed.
+pub fn change_error(e: &KubectlError) -> String {
+    if test_failed(e) {
+        format!("{e} (a value this plan replaces changed after the dry run; the object was left as it was)")
+    } else {
+        e.to_string()
     }
-    out
 }
 
 fn indent(text: &str) -> String {

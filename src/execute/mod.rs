@@ -1,17 +1,19 @@
 //! Executing a ScalePlan with kubectl: preview, preflight, snapshot, drift check, server-side dry
 //! run, apply, rollout wait, journal and restore plan.
 //!
-//! The pipeline (one kubectl process per box; none of them repeats per workload):
+//! The pipeline:
 //! ```text
-//! preflight ─ config get-contexts, get namespace
-//! snapshot  ─ get deployments,statefulsets,horizontalpodautoscalers -n NS -o json
-//! resolve   ─ (pure) container per action, HPA governance, no-ops, manifests
-//! dry run   ─ apply --server-side --dry-run=server -f - (every object, one stream)
-//! apply     ─ delete HPAs (restore plans only) → apply --server-side -f - (one stream) →
-//!             scale --current-replicas=C --replicas=N KIND/NAME… (one per distinct (C, N))
+//! preflight ─ config get-contexts, get namespace, auth can-i --list (one process each)
+//! snapshot  ─ get deployments,statefulsets,horizontalpodautoscalers -n NS --show-managed-fields -o json
+//! resolve   ─ (pure) container per action, HPA governance, no-ops, owners, JSON patches
+//! dry run   ─ every change below with --dry-run=server (4 at a time)
+//! change    ─ delete HPAs (restore plans only) → create/patch HPAs → patch resources (one run
+//!             per object) → scale --current-replicas=C --replicas=N KIND/NAME… (one per (C, N))
 //! wait      ─ the snapshot call again, once per poll, until every changed workload rolled out
 //! journal   ─ results.json + restore-plan.yaml; restore automatically on failure when asked
 //! ```
+//! Changes are JSON patches under field manager `infra-scale` (see [`manifests`]): infra-scale
+//! owns exactly the fields it changed, and no other field of the object moves or disappears.
 //!
 //! `KUBECTL=echo` (any program whose file name is `echo`) is a pass-through kept from the
 //! prototype: the change invocations are handed to it without a cluster behind them (echo prints
@@ -22,6 +24,7 @@ pub mod apply;
 pub mod drift;
 pub mod journal;
 pub mod manifests;
+pub mod permissions;
 pub mod preview;
 pub mod resolve;
 pub mod restore;
@@ -29,11 +32,11 @@ pub mod run;
 pub mod snapshot;
 pub mod wait;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::kubectl::{Kubectl, KubectlError, Output};
 
-/// The server-side apply field manager of every change infra-scale makes.
+/// The field manager of every change infra-scale makes.
 pub const FIELD_MANAGER: &str = "infra-scale";
 
 /// Whether `kubectl` is the prototype's `KUBECTL=echo` stand-in (a program named `echo`).
@@ -45,29 +48,29 @@ pub fn is_echo(kubectl: &Kubectl) -> bool {
 #[derive(Debug)]
 pub struct Session {
     pub kubectl: Kubectl,
-    calls: Cell<usize>,
+    calls: AtomicUsize,
 }
 
 impl Session {
     pub fn new(kubectl: Kubectl) -> Self {
-        Session { kubectl, calls: Cell::new(0) }
+        Session { kubectl, calls: AtomicUsize::new(0) }
     }
 
     /// Runs kubectl (see [`Kubectl::run`]), counting the process.
     pub fn run(&self, purpose: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output, KubectlError> {
-        self.calls.set(self.calls.get() + 1);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.kubectl.run(purpose, args, stdin)
     }
 
     /// Runs kubectl and parses its stdout as JSON, counting the process.
     pub fn get_json(&self, purpose: &str, args: &[String]) -> Result<serde_json::Value, KubectlError> {
-        self.calls.set(self.calls.get() + 1);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.kubectl.get_json(purpose, args)
     }
 
     /// kubectl processes started so far.
     pub fn calls(&self) -> usize {
-        self.calls.get()
+        self.calls.load(Ordering::Relaxed)
     }
 }
 

@@ -1,23 +1,26 @@
 //! The kubectl invocations that change or validate something, in execution order, built from the
 //! steps; and their `preview: kubectl …` rendering. The same list is run by `--execute`, so the
-//! preview shows the real arguments (manifests go on stdin and are summarised in a comment).
+//! preview shows the real arguments (HPA manifests go on stdin and are summarised in a comment).
 
 use crate::kubectl::Kubectl;
 use crate::plan::{ResourceList, WorkloadKind};
 
 use super::FIELD_MANAGER;
-use super::manifests;
-use super::resolve::{Op, Step};
+use super::manifests::{self, Change};
+use super::resolve::{HpaBase, Op, Step};
 
 /// The stages of execution, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// `apply --server-side --dry-run=server` of every object: validation and admission, nothing persisted.
+    /// The server-side dry run (`--dry-run=server`) of every change below, nothing persisted:
+    /// validation, admission, RBAC, and the patches' `test`s against the live values.
     DryRun,
     /// Restore plans: delete HPAs that did not exist before.
     DeleteHpas,
-    /// `apply --server-side` of every object.
-    Apply,
+    /// Create new HPAs (`kubectl create`) and patch existing ones.
+    Hpas,
+    /// JSON-patch containers' requests and limits, one object per kubectl run.
+    Resources,
     /// `scale --current-replicas=C --replicas=N` for the workloads sharing (C, N).
     Scale,
 }
@@ -35,6 +38,26 @@ pub struct Invocation {
     pub steps: Vec<usize>,
 }
 
+impl Invocation {
+    /// The same invocation as a server-side dry run.
+    fn dry_run(&self) -> Invocation {
+        let mut args = self.args.clone();
+        // Before `-f -` / `-p PATCH` / the object names: after the verb is enough for kubectl.
+        let at = args.iter().position(|a| {
+            a == "--field-manager=infra-scale" || a.starts_with("--replicas=") || a == "--ignore-not-found"
+        });
+        args.insert(at.map(|i| i + 1).unwrap_or(args.len()), "--dry-run=server".into());
+        Invocation {
+            stage: Stage::DryRun,
+            purpose: format!("{} (server-side dry run)", self.purpose),
+            args,
+            stdin: self.stdin.clone(),
+            comment: format!("dry run, nothing persisted: {}", self.comment),
+            steps: self.steps.clone(),
+        }
+    }
+}
+
 fn describe_list(list: &ResourceList) -> String {
     if list.is_empty() { "none".into() } else { list.to_kubectl() }
 }
@@ -42,7 +65,7 @@ fn describe_list(list: &ResourceList) -> String {
 /// `Deployment/web container app: requests cpu=500m,memory=1Gi limits cpu=1,memory=2Gi`.
 fn describe(op: &Op) -> String {
     match op {
-        Op::Resources { kind, name, container, requests, limits, init } => {
+        Op::Resources { kind, name, container, requests, limits, init, .. } => {
             let container = match container {
                 Some(c) if *init => format!("init container {c}"),
                 Some(c) => format!("container {c}"),
@@ -50,10 +73,12 @@ fn describe(op: &Op) -> String {
             };
             format!("{kind}/{name} {container}: requests {} limits {}", describe_list(requests), describe_list(limits))
         }
-        Op::Hpa { name, target, spec } => {
+        Op::Hpa { name, target, spec, metrics, .. } => {
             let cpu = spec.target_cpu.map(|c| format!(" cpu={c}%")).unwrap_or_default();
+            let metrics =
+                metrics.as_ref().map(|m| format!(" metrics: the snapshot's {} metric(s)", m.len())).unwrap_or_default();
             format!(
-                "HorizontalPodAutoscaler/{name} (autoscaling/v2) for {}/{}: min={} max={}{cpu}",
+                "HorizontalPodAutoscaler/{name} (autoscaling/v2) for {}/{}: min={} max={}{cpu}{metrics}",
                 target.kind, target.name, spec.min, spec.max
             )
         }
@@ -66,52 +91,38 @@ fn base(namespace: &str) -> Vec<String> {
     vec!["-n".into(), namespace.into()]
 }
 
-fn apply_args(namespace: &str, dry_run: bool) -> Vec<String> {
+/// The placeholder of a patch a preview cannot compute (no live read and no observed state).
+pub const PATCH_AT_EXECUTION: &str = "<JSON patch computed from the live object at execution>";
+
+fn patch_invocation(namespace: &str, resource: &str, name: &str, patch: Option<&[serde_json::Value]>) -> Vec<String> {
     let mut args = base(namespace);
-    args.extend(["apply".into(), "--server-side".into(), format!("--field-manager={FIELD_MANAGER}")]);
-    if dry_run {
-        args.push("--dry-run=server".into());
-    }
-    args.extend(["-f".into(), "-".into()]);
+    args.extend([
+        "patch".into(),
+        format!("{resource}/{name}"),
+        "--type=json".into(),
+        format!("--field-manager={FIELD_MANAGER}"),
+        "-p".into(),
+        match patch {
+            Some(p) => serde_json::Value::Array(p.to_vec()).to_string(),
+            None => PATCH_AT_EXECUTION.into(),
+        },
+    ]);
     args
 }
 
-/// The invocations for `steps` (only pending/planned ones), in execution order:
-/// dry run, HPA deletes, apply, then one scale per distinct (current, desired) pair.
+/// The invocations for `steps` (only pending/planned ones), in execution order: every change's
+/// server-side dry run first, then HPA deletes, HPA creates and patches, resource patches (one per
+/// object), and one scale per distinct (current, desired) pair.
 pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
     let pending: Vec<(usize, &Op)> =
         steps.iter().enumerate().filter(|(_, s)| s.pending()).filter_map(|(i, s)| Some((i, s.op.as_ref()?))).collect();
     let mut out = Vec::new();
 
-    let applied: Vec<(usize, &Op)> =
-        pending.iter().copied().filter(|(_, op)| matches!(op, Op::Resources { .. } | Op::Hpa { .. })).collect();
-    let stdin = || -> Option<Vec<u8>> {
-        let items: Option<Vec<_>> = applied.iter().map(|(_, op)| manifests::for_op(namespace, op)).collect();
-        // A preview of a plan without container names cannot build the manifest yet; it is not sent.
-        items.map(|items| manifests::stream(&items).into_bytes())
-    };
-    if !applied.is_empty() {
-        let objects: Vec<String> = applied.iter().map(|(i, _)| steps[*i].object.clone()).collect();
-        let mut objects_dedup = objects.clone();
-        objects_dedup.dedup();
-        out.push(Invocation {
-            stage: Stage::DryRun,
-            purpose: "validating the whole change server-side (dry run)".into(),
-            args: apply_args(namespace, true),
-            stdin: stdin(),
-            comment: format!(
-                "server-side dry run of every change below, nothing persisted: {}",
-                objects_dedup.join(", ")
-            ),
-            steps: applied.iter().map(|(i, _)| *i).collect(),
-        });
-    }
-
     let deletes: Vec<(usize, &Op)> =
         pending.iter().copied().filter(|(_, op)| matches!(op, Op::DeleteHpa { .. })).collect();
     if !deletes.is_empty() {
         let mut args = base(namespace);
-        args.extend(["delete".into(), "horizontalpodautoscalers.autoscaling".into()]);
+        args.extend(["delete".into(), manifests::HPA_RESOURCE.into()]);
         let mut names = Vec::new();
         for (_, op) in &deletes {
             if let Op::DeleteHpa { name } = op {
@@ -130,14 +141,70 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
         });
     }
 
-    if !applied.is_empty() {
+    // HPAs: new ones in one `kubectl create -f -`, existing ones patched one by one.
+    let mut creates: Vec<(usize, serde_json::Value, String)> = Vec::new();
+    for (i, op) in pending.iter().copied() {
+        let Op::Hpa { name, .. } = op else { continue };
+        match manifests::change_for(namespace, op) {
+            Some(Change::Create(m)) => creates.push((i, m, describe(op))),
+            Some(Change::Patch { resource, patch, .. }) => out.push(Invocation {
+                stage: Stage::Hpas,
+                purpose: format!("patching HorizontalPodAutoscaler/{name}"),
+                args: patch_invocation(namespace, &resource, name, patch.as_deref()),
+                stdin: None,
+                comment: match op {
+                    Op::Hpa { base: HpaBase::Unknown, .. } => {
+                        format!("{}; created with `kubectl create` instead if it does not exist", describe(op))
+                    }
+                    _ => describe(op),
+                },
+                steps: vec![i],
+            }),
+            None => {}
+        }
+    }
+    if !creates.is_empty() {
+        let mut args = base(namespace);
+        args.extend(["create".into(), format!("--field-manager={FIELD_MANAGER}"), "-f".into(), "-".into()]);
+        let items: Vec<serde_json::Value> = creates.iter().map(|(_, m, _)| m.clone()).collect();
         out.push(Invocation {
-            stage: Stage::Apply,
-            purpose: "applying resources and HPAs (server-side apply)".into(),
-            args: apply_args(namespace, false),
-            stdin: stdin(),
-            comment: applied.iter().map(|(_, op)| describe(op)).collect::<Vec<_>>().join("; "),
-            steps: applied.iter().map(|(i, _)| *i).collect(),
+            stage: Stage::Hpas,
+            purpose: "creating HPAs".into(),
+            args,
+            stdin: Some(manifests::stream(&items).into_bytes()),
+            comment: creates.iter().map(|(_, _, d)| format!("new {d}")).collect::<Vec<_>>().join("; "),
+            steps: creates.iter().map(|(i, _, _)| *i).collect(),
+        });
+    }
+
+    // Resources: one JSON patch per object, carrying every container change of that object.
+    let mut objects: Vec<(WorkloadKind, String, Vec<usize>)> = Vec::new();
+    for (i, op) in pending.iter().copied() {
+        if let Op::Resources { kind, name, .. } = op {
+            match objects.iter_mut().find(|(k, n, _)| k == kind && n == name) {
+                Some((_, _, members)) => members.push(i),
+                None => objects.push((*kind, name.clone(), vec![i])),
+            }
+        }
+    }
+    for (kind, name, members) in objects {
+        let mut patch: Option<Vec<serde_json::Value>> = Some(Vec::new());
+        let mut comments = Vec::new();
+        for &i in &members {
+            let Some(op) = steps[i].op.as_ref() else { continue };
+            comments.push(describe(op));
+            match (manifests::change_for(namespace, op), patch.as_mut()) {
+                (Some(Change::Patch { patch: Some(p), .. }), Some(all)) => all.extend(p),
+                _ => patch = None,
+            }
+        }
+        out.push(Invocation {
+            stage: Stage::Resources,
+            purpose: format!("patching the resources of {kind}/{name}"),
+            args: patch_invocation(namespace, kind.qualified_resource(), &name, patch.as_deref()),
+            stdin: None,
+            comment: comments.join("; "),
+            steps: members,
         });
     }
 
@@ -178,7 +245,11 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
             steps: members.iter().map(|(i, _, _)| *i).collect(),
         });
     }
-    out
+
+    // Every change is dry-run server-side first, in the same order.
+    let mut all: Vec<Invocation> = out.iter().map(Invocation::dry_run).collect();
+    all.extend(out);
+    all
 }
 
 /// Quotes an argument for display when a shell would split or expand it.

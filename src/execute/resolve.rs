@@ -34,22 +34,27 @@ pub enum Status {
 /// The kubectl operation that carries out one action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// Server-side apply of a partial workload naming only `container` (`None` only in previews
+    /// A JSON patch of one container's requests and limits (`container` is `None` only in previews
     /// of plans that name no container and recorded no observed state).
     Resources {
         kind: WorkloadKind,
         name: String,
         container: Option<String>,
-        /// The container is a (native sidecar) init container.
+        /// The container is an init container (a native sidecar).
         init: bool,
         requests: ResourceList,
         limits: ResourceList,
+        /// Where the container is and what it has now (`None` in previews without observed state).
+        slot: Option<Box<Slot>>,
     },
-    /// Server-side apply of an autoscaling/v2 HPA.
+    /// Creates an autoscaling/v2 HPA, or JSON-patches the fields of an existing one that change.
     Hpa {
         name: String,
         target: TargetRef,
         spec: HpaSpec,
+        /// The exact `spec.metrics` list to set (restore plans), instead of `spec.target_cpu`.
+        metrics: Option<Vec<Value>>,
+        base: HpaBase,
     },
     DeleteHpa {
         name: String,
@@ -61,6 +66,27 @@ pub enum Op {
         current: Option<u32>,
         to: u32,
     },
+}
+
+/// A container's position in the pod template and its resources there, read from the live object
+/// (or the plan's observed state, for previews): the JSON patch names the index, tests the name
+/// and the old values, and sends only the keys that change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub index: usize,
+    pub requests: ResourceList,
+    pub limits: ResourceList,
+}
+
+/// What an HPA op starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HpaBase {
+    /// No HPA of that name: it is created.
+    Absent,
+    /// The live HPA: only the fields that change are patched.
+    Live { min: u32, max: u32, metrics: Vec<Value> },
+    /// A preview without a live read.
+    Unknown,
 }
 
 /// One action: what to do, and its journal entry.
@@ -150,6 +176,14 @@ pub fn choose_container(w: &ObservedWorkload, named: Option<&str>) -> std::resul
             names(&w.containers)
         )),
     }
+}
+
+/// Where container `name` sits (app containers first, then init containers).
+pub fn slot(w: &ObservedWorkload, name: &str, init: bool) -> Option<Slot> {
+    let list = if init { &w.init_containers } else { &w.containers };
+    let index = list.iter().position(|c| c.name == name)?;
+    let c = &list[index];
+    Some(Slot { index, requests: c.requests.clone(), limits: c.limits.clone() })
 }
 
 /// The live container `name` of a workload (app containers first, then init containers).
@@ -324,6 +358,7 @@ pub fn resolve(plan: &ScalePlan, live: Option<&ClusterState>) -> Result<Vec<Step
                     }
                 }
                 if step.status != Status::Noop {
+                    let slot = chosen.as_ref().zip(workload).and_then(|((c, init), w)| slot(w, c, *init)).map(Box::new);
                     step.op = Some(Op::Resources {
                         kind: a.kind,
                         name: a.name.clone(),
@@ -331,6 +366,7 @@ pub fn resolve(plan: &ScalePlan, live: Option<&ClusterState>) -> Result<Vec<Step
                         init: chosen.as_ref().is_some_and(|(_, init)| *init),
                         requests,
                         limits,
+                        slot,
                     });
                 }
             }
@@ -355,6 +391,7 @@ pub fn resolve(plan: &ScalePlan, live: Option<&ClusterState>) -> Result<Vec<Step
                     }
                 }
                 if step.status != Status::Noop {
+                    let slot = workload.and_then(|w| slot(w, &a.container, init)).map(Box::new);
                     step.op = Some(Op::Resources {
                         kind: a.kind,
                         name: a.name.clone(),
@@ -362,12 +399,17 @@ pub fn resolve(plan: &ScalePlan, live: Option<&ClusterState>) -> Result<Vec<Step
                         init,
                         requests: a.requests.clone(),
                         limits: a.limits.clone(),
+                        slot,
                     });
                 }
             }
             Action::ApplyHpa(a) => {
                 let target = a.target();
                 step.desired = hpa_spec_value(&a.hpa, &target);
+                if let Some(m) = &a.metrics {
+                    step.desired["metrics"] = json!(m);
+                }
+                let mut base = HpaBase::Unknown;
                 if let Some(live) = live {
                     let existing = live.hpas.iter().find(|h| h.object.name == a.name);
                     step.before = Some(hpa_value(existing));
@@ -396,24 +438,38 @@ pub fn resolve(plan: &ScalePlan, live: Option<&ClusterState>) -> Result<Vec<Step
                         ));
                         continue;
                     }
+                    base = HpaBase::Absent;
                     if let Some(h) = existing {
                         let s = &h.object.spec;
-                        let same_cpu = match a.hpa.target_cpu {
-                            None => true,
-                            Some(cpu) => s.target_cpu == Some(cpu) && h.object.other_metrics.is_empty(),
+                        // Other metrics are kept (the list is patched whole with the CPU entry
+                        // replaced), so they do not make an unchanged CPU target a change.
+                        let same_metrics = match (&a.metrics, a.hpa.target_cpu) {
+                            (Some(m), _) => h.metrics == *m,
+                            (None, None) => true,
+                            (None, Some(cpu)) => s.target_cpu == Some(cpu),
                         };
-                        if s.min == a.hpa.min && s.max == a.hpa.max && same_cpu {
+                        if s.min == a.hpa.min && s.max == a.hpa.max && same_metrics {
                             step.status = Status::Noop;
                         }
+                        base = HpaBase::Live { min: s.min, max: s.max, metrics: h.metrics.clone() };
                     }
                 } else {
                     step.before = a.from.as_ref().and_then(|f| f.known()).map(|f| match f {
                         crate::plan::ObservedHpa::Absent => json!("absent"),
                         crate::plan::ObservedHpa::Present(spec) => hpa_spec_value(spec, &target),
                     });
+                    if matches!(a.from.as_ref().and_then(|f| f.known()), Some(crate::plan::ObservedHpa::Absent)) {
+                        base = HpaBase::Absent;
+                    }
                 }
                 if step.status != Status::Noop {
-                    step.op = Some(Op::Hpa { name: a.name.clone(), target, spec: a.hpa.clone() });
+                    step.op = Some(Op::Hpa {
+                        name: a.name.clone(),
+                        target,
+                        spec: a.hpa.clone(),
+                        metrics: a.metrics.clone(),
+                        base,
+                    });
                 }
             }
             Action::DeleteHpa(a) => {
@@ -474,13 +530,14 @@ pub fn reached(op: &Op, live: &ClusterState) -> bool {
             .workload(*kind, name)
             .and_then(|w| live_container(w, container.as_deref()?))
             .is_some_and(|c| c.requests == *requests && c.limits == *limits),
-        Op::Hpa { name, target, spec } => live.hpas.iter().any(|h| {
+        Op::Hpa { name, target, spec, metrics, .. } => live.hpas.iter().any(|h| {
             h.object.name == *name
                 && h.target_kind == target.kind.as_str()
                 && h.target_name == target.name
                 && h.object.spec.min == spec.min
                 && h.object.spec.max == spec.max
                 && (spec.target_cpu.is_none() || h.object.spec.target_cpu == spec.target_cpu)
+                && metrics.as_ref().is_none_or(|m| h.metrics == *m)
         }),
         Op::DeleteHpa { name } => !live.hpas.iter().any(|h| h.object.name == *name),
     }
@@ -510,14 +567,10 @@ pub fn differs(op: &Op, a: &ClusterState, b: &ClusterState) -> bool {
         }
         Op::Hpa { name, .. } | Op::DeleteHpa { name } => {
             let get = |s: &ClusterState| {
-                s.hpas.iter().find(|h| h.object.name == *name).map(|h| {
-                    (
-                        h.target_kind.clone(),
-                        h.target_name.clone(),
-                        h.object.spec.clone(),
-                        h.object.other_metrics.clone(),
-                    )
-                })
+                s.hpas
+                    .iter()
+                    .find(|h| h.object.name == *name)
+                    .map(|h| (h.target_kind.clone(), h.target_name.clone(), h.object.spec.clone(), h.metrics.clone()))
             };
             get(a) != get(b)
         }

@@ -4,8 +4,8 @@
 //! acting, then each container's resources exactly as they were (`restore_resources`), then
 //! replicas, with a compare-and-swap on the count read when the restore runs.
 //!
-//! Not representable, and said so in the plan's risks: HPA metrics other than CPU utilization
-//! (a restored HPA gets its old min/max/CPU target only).
+//! An HPA is restored with its whole `spec.metrics` list as it was (other metrics included, and
+//! no CPU metric when it had none); its `behavior` is never changed, so it needs no restore.
 
 use crate::observed::ClusterState;
 use crate::plan::{
@@ -28,7 +28,7 @@ pub fn build(
     let mut hpas = Vec::new();
     let mut resources = Vec::new();
     let mut scales: Vec<(WorkloadKind, String)> = Vec::new();
-    let mut risks = Vec::new();
+    let risks = Vec::new();
 
     for op in &ops {
         match op {
@@ -37,24 +37,20 @@ pub fn build(
                     Some(h) => {
                         let kind = WorkloadKind::parse(&h.target_kind).ok();
                         let Some(kind) = kind else { continue };
-                        if !h.object.other_metrics.is_empty() {
-                            risks.push(Finding {
-                                severity: Severity::Warning,
-                                code: "hpa_metrics_not_restored".into(),
-                                workload: Some(h.target_name.clone()),
-                                message: format!(
-                                    "HorizontalPodAutoscaler/{name} had metrics other than CPU utilization ({}); \
-                                     this plan restores its min, max and CPU target only",
-                                    h.object.other_metrics.join(", ")
-                                ),
-                            });
+                        // The exact metrics list when the server returned one (autoscaling/v2);
+                        // then the CPU target is part of it.
+                        let exact = !h.metrics.is_empty();
+                        let mut spec = h.object.spec.clone();
+                        if exact {
+                            spec.target_cpu = None;
                         }
                         hpas.push(Action::ApplyHpa(ApplyHpa {
                             kind: HpaKind::HorizontalPodAutoscaler,
                             name: name.clone(),
                             namespace: ns.clone(),
                             target: Some(TargetRef { kind, name: h.target_name.clone() }),
-                            hpa: h.object.spec.clone(),
+                            hpa: spec,
+                            metrics: exact.then(|| h.metrics.clone()),
                             from: None,
                         }));
                     }

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::kubectl::KubectlError;
+use crate::kubectl::{KubectlError, Output};
 use crate::observed::ClusterState;
 use crate::plan::ScalePlan;
 
 use super::journal::Summary;
 use super::preview::{self, Stage};
 use super::resolve::{self, Op, Status, Step};
-use super::{Session, apply, drift, restore, snapshot, wait};
+use super::{Session, apply, drift, permissions, restore, snapshot, wait};
 
 /// How to execute.
 #[derive(Debug, Clone)]
@@ -87,8 +87,9 @@ impl Run<'_> {
         if self.opts.preflight {
             self.preflight()?;
         }
-        let before = snapshot::read(self.session, &self.ns, "reading the live state before any change (snapshot)")
-            .map_err(|e| Error::Failed(anyhow::anyhow!("{e}; nothing was changed")))?;
+        let before =
+            snapshot::read_with(self.session, &self.ns, "reading the live state before any change (snapshot)", true)
+                .map_err(|e| Error::Failed(anyhow::anyhow!("{e}; nothing was changed")))?;
         self.steps = resolve::resolve(self.plan, Some(&before.state))?;
 
         let drift = drift::check(self.plan, &before.state, &self.steps);
@@ -116,35 +117,16 @@ impl Run<'_> {
             return Ok(());
         }
 
-        // 3. Server-side dry run of the whole change: a rejection changes nothing.
-        // Fields held only by one-off human managers (kubectl create/edit/patch/client-side apply)
-        // are taken over, exactly those the plan sends (`--force-conflicts`); any other owner refuses.
-        let mut invocations = invocations;
-        let mut take_over: Vec<String> = Vec::new();
-        for inv in invocations.iter().filter(|i| i.stage == Stage::DryRun) {
-            if let Err(e) = self.session.run(&inv.purpose, &inv.args, inv.stdin.as_deref()) {
-                let managers = apply::conflicting_managers(&e);
-                if managers.is_empty() || !managers.iter().all(|m| apply::one_off_manager(m)) {
-                    return Err(apply::dry_run_error(e));
-                }
-                let mut args = inv.args.clone();
-                args.insert(args.len() - 2, "--force-conflicts".into());
-                if let Err(e) = self.session.run(&inv.purpose, &args, inv.stdin.as_deref()) {
-                    return Err(apply::dry_run_error(e));
-                }
-                take_over = managers;
-            }
+        if self.opts.preflight {
+            self.permissions()?;
         }
-        if !take_over.is_empty() {
-            eprintln!(
-                "note: taking over the fields this plan changes from one-off manager(s) {} (--force-conflicts); \
-                 their other fields keep their owners",
-                take_over.join(", ")
-            );
-            for inv in invocations.iter_mut().filter(|i| i.stage == Stage::Apply) {
-                let at = inv.args.len() - 2;
-                inv.args.insert(at, "--force-conflicts".into());
-            }
+
+        // 3. Server-side dry run of every change: a rejection changes nothing.
+        let dry: Vec<&preview::Invocation> = invocations.iter().filter(|i| i.stage == Stage::DryRun).collect();
+        let rejected: Vec<KubectlError> =
+            run_parallel(self.session, &dry).into_iter().filter_map(Result::err).collect();
+        if !rejected.is_empty() {
+            return Err(apply::dry_run_error(rejected));
         }
 
         // The restore plan exists before the first change.
@@ -159,25 +141,33 @@ impl Run<'_> {
             self.restore_path = Some(path);
         }
 
-        // 4. Apply, stage by stage; stop at the first failure.
+        // 4. Change, stage by stage (HPAs, then resources, then replicas); the runs of one stage
+        // go in parallel; a failed stage stops the later ones.
         let mut failure: Option<String> = None;
-        for inv in invocations.iter().filter(|i| i.stage != Stage::DryRun) {
+        for stage in [Stage::DeleteHpas, Stage::Hpas, Stage::Resources, Stage::Scale] {
+            let batch: Vec<&preview::Invocation> = invocations.iter().filter(|i| i.stage == stage).collect();
             if failure.is_some() {
-                for &i in &inv.steps {
-                    self.steps[i].status = Status::Skipped;
-                    self.steps[i].reason = Some("not run: an earlier step failed".into());
+                for inv in &batch {
+                    for &i in &inv.steps {
+                        self.steps[i].status = Status::Skipped;
+                        self.steps[i].reason = Some("not run: an earlier step failed".into());
+                    }
                 }
                 continue;
             }
-            let t = Instant::now();
-            let result = self.session.run(&inv.purpose, &inv.args, inv.stdin.as_deref());
-            let ms = t.elapsed().as_millis() as u64;
-            for &i in &inv.steps {
-                self.steps[i].duration_ms = ms;
-                self.steps[i].status = if result.is_ok() { Status::Applied } else { Status::Failed };
-            }
-            if let Err(e) = result {
-                failure = Some(e.to_string());
+            for (inv, result) in batch.iter().zip(run_parallel(self.session, &batch)) {
+                let ms = result.as_ref().map(|o| o.elapsed.as_millis() as u64).unwrap_or(0);
+                for &i in &inv.steps {
+                    self.steps[i].duration_ms = ms;
+                    self.steps[i].status = if result.is_ok() { Status::Applied } else { Status::Failed };
+                }
+                if let Err(e) = result {
+                    let line = apply::change_error(&e);
+                    failure = Some(match failure.take() {
+                        Some(f) => format!("{f}\n{line}"),
+                        None => line,
+                    });
+                }
             }
         }
 
@@ -307,6 +297,55 @@ impl Run<'_> {
         }
     }
 
+    /// One `kubectl auth can-i --list`: every verb the change needs is granted, or nothing is sent.
+    /// When the server cannot list the rules completely (a webhook authorizer), the dry runs decide.
+    fn permissions(&self) -> Result<(), Error> {
+        let needs = permissions::needs(&self.steps);
+        if needs.is_empty() {
+            return Ok(());
+        }
+        let args = super::strings(&["auth", "can-i", "--list", "-n", &self.ns]);
+        let out = match self.session.run("listing the credentials' permissions (auth can-i --list)", &args, None) {
+            Ok(out) => out,
+            Err(e) => {
+                crate::runner::warning(&format!(
+                    "could not list the credentials' permissions ({e}); the server-side dry runs check them instead"
+                ));
+                return Ok(());
+            }
+        };
+        let rules = permissions::parse(&out.stdout).map_err(|e| {
+            Error::Failed(anyhow::anyhow!(
+                "kubectl auth can-i --list -n {} printed a table infra-scale cannot read: {e}; nothing was changed",
+                self.ns
+            ))
+        })?;
+        let missing = permissions::missing(&rules, &needs);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let gaps: Vec<String> = missing.iter().map(|n| n.to_string()).collect();
+        if out.stderr.contains("incomplete") {
+            crate::runner::warning(&format!(
+                "the permission list is incomplete (the server said: {}); not listed: {}; the server-side dry runs \
+                 check them",
+                out.stderr.trim(),
+                gaps.join(", ")
+            ));
+            return Ok(());
+        }
+        Err(Error::refused(
+            format!(
+                "the credentials of context `{}` may not make this change in namespace {}; missing: {}",
+                self.opts.context,
+                self.ns,
+                gaps.join(", ")
+            ),
+            "nothing was changed; grant these verbs on these resources (a Role in the namespace) to the identity of \
+             this kubeconfig, or use credentials that have them",
+        ))
+    }
+
     /// Fills `after` and settles each step's status against the final read.
     fn journal(&mut self, before: &ClusterState, after: Option<&ClusterState>) {
         for s in &mut self.steps {
@@ -349,6 +388,32 @@ impl Run<'_> {
         }
         out
     }
+}
+
+/// kubectl runs at once within a stage: each is a separate object, and a run is mostly waiting for
+/// the API server.
+const PARALLEL: usize = 4;
+
+/// Runs `invocations` at most [`PARALLEL`] at a time; the results in the same order.
+fn run_parallel(session: &Session, invocations: &[&preview::Invocation]) -> Vec<Result<Output, KubectlError>> {
+    let mut out = Vec::with_capacity(invocations.len());
+    for chunk in invocations.chunks(PARALLEL) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|inv| (inv, scope.spawn(move || session.run(&inv.purpose, &inv.args, inv.stdin.as_deref()))))
+                .collect();
+            for (inv, h) in handles {
+                out.push(h.join().unwrap_or_else(|_| {
+                    Err(KubectlError::Io {
+                        purpose: inv.purpose.clone(),
+                        detail: "the thread running kubectl panicked".into(),
+                    })
+                }));
+            }
+        });
+    }
+    out
 }
 
 /// The restore plan's path inside an output directory.

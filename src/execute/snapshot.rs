@@ -39,14 +39,20 @@ impl Snapshot {
     }
 }
 
-/// `kubectl get deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling -n NS -o json`.
-pub fn args(namespace: &str) -> Vec<String> {
-    super::strings(&["get", TYPES, "-n", namespace, "-o", "json"])
+/// `kubectl get deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling -n NS -o json`,
+/// with `--show-managed-fields` when the owners of the fields are needed (the snapshot before a
+/// change; not the rollout polls).
+pub fn args(namespace: &str, owners: bool) -> Vec<String> {
+    let mut args = super::strings(&["get", TYPES, "-n", namespace, "-o", "json"]);
+    if owners {
+        args.push("--show-managed-fields".into());
+    }
+    args
 }
 
-/// Reads the namespace.
-pub fn read(session: &Session, namespace: &str, purpose: &str) -> Result<Snapshot, ReadError> {
-    let list = session.get_json(purpose, &args(namespace))?;
+/// Reads the namespace (with managedFields when `owners`).
+pub fn read_with(session: &Session, namespace: &str, purpose: &str, owners: bool) -> Result<Snapshot, ReadError> {
+    let list = session.get_json(purpose, &args(namespace, owners))?;
     let shape = |detail: String| ReadError::Shape { namespace: namespace.to_string(), detail };
     let state = observed::parse_list(&list).map_err(shape)?;
     let items = match list.get("items") {
@@ -54,4 +60,9 @@ pub fn read(session: &Session, namespace: &str, purpose: &str) -> Result<Snapsho
         _ => vec![list],
     };
     Ok(Snapshot { state, items })
+}
+
+/// Reads the namespace without managedFields.
+pub fn read(session: &Session, namespace: &str, purpose: &str) -> Result<Snapshot, ReadError> {
+    read_with(session, namespace, purpose, false)
 }
