@@ -24,6 +24,8 @@ pub struct ApplyOptions {
     pub execute: bool,
     pub context: Option<String>,
     pub allow_drift: bool,
+    /// Owners (managers or tools) whose fields may be changed although they revert them.
+    pub allow_owner: Vec<String>,
     pub timeout: std::time::Duration,
     pub rollback_on_failure: bool,
     pub out: Option<std::path::PathBuf>,
@@ -93,6 +95,7 @@ pub fn run(options: &ApplyOptions) -> Result<()> {
     let opts = ExecOptions {
         context: context.clone(),
         allow_drift: options.allow_drift,
+        allow_owner: options.allow_owner.clone(),
         timeout: options.timeout,
         rollback_on_failure: options.rollback_on_failure,
         out_dir: Some(out_dir),

@@ -115,6 +115,10 @@ struct ApplyArgs {
     /// Execute even when the live state differs from the state the plan observed.
     #[arg(long)]
     allow_drift: bool,
+    /// Change fields owned by this field manager or tool (`helm`, `argocd`, `flux`, or a manager
+    /// name) although its next sync reverts them; repeatable or comma-separated.
+    #[arg(long = "allow-owner", value_name = "NAME", value_delimiter = ',')]
+    allow_owner: Vec<String>,
     /// How long to wait for rollouts, e.g. 90s, 10m (default 10m).
     #[arg(long, default_value = "10m")]
     timeout: String,
@@ -206,11 +210,23 @@ fn apply_options(a: ApplyArgs) -> Result<ApplyOptions, Error> {
             "use a number with s, m or h, e.g. 90s, 10m or 1h",
         )])
     })?;
+    for owner in &a.allow_owner {
+        let ok = !owner.is_empty() && owner.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+        if !ok {
+            return Err(Error::Invalid(vec![Problem::new(
+                "--allow-owner",
+                format!("`{owner}` is not a field manager name"),
+                "a manager name as in metadata.managedFields (e.g. helm, argocd-controller, kustomize-controller) \
+                 or a tool: helm, argocd, flux",
+            )]));
+        }
+    }
     Ok(ApplyOptions {
         plan: a.plan,
         execute: a.execute,
         context: a.context,
         allow_drift: a.allow_drift,
+        allow_owner: a.allow_owner,
         timeout,
         rollback_on_failure: a.rollback_on_failure,
         out: a.out,

@@ -241,6 +241,7 @@ fn execute_mode_writes_a_private_kubeconfig_masks_it_and_removes_it() {
         .input("timeout", "5m")
         .input("rollback-on-failure", "true")
         .input("allow-drift", "true")
+        .input("allow-owner", "helm,argocd-controller")
         .input("force", "true")
         .input("context", "prod")
         .input("kubeconfig", &kubeconfig);
@@ -257,6 +258,7 @@ fn execute_mode_writes_a_private_kubeconfig_masks_it_and_removes_it() {
             "--timeout=5m",
             "--rollback-on-failure",
             "--allow-drift",
+            "--allow-owner=helm,argocd-controller",
             "--force",
             "--pr=7",
         ]
@@ -348,15 +350,24 @@ fn bad_inputs_are_all_reported_and_nothing_runs() {
         .input("timeout", "10 minutes")
         .input("fail-on", "info")
         .input("reviewers", "alice,not a user!")
+        .input("allow-owner", "helm;rm -rf")
         .input("config", "../../etc/passwd");
     let run = f.run(&job);
     assert!(!run.success);
     assert_eq!(run.output("status"), "invalid");
     assert!(f.recorded().is_none(), "the binary ran despite invalid inputs");
     let errors = run.errors().join("\n");
-    for needle in
-        ["`mode`", "`dry-run`", "`namespace`", "`timeout`", "`fail-on`", "`reviewers`", "`config`", "nothing was run"]
-    {
+    for needle in [
+        "`mode`",
+        "`dry-run`",
+        "`namespace`",
+        "`timeout`",
+        "`fail-on`",
+        "`reviewers`",
+        "`allow-owner`",
+        "`config`",
+        "nothing was run",
+    ] {
         assert!(errors.contains(needle), "no error naming {needle}:\n{errors}");
     }
     assert!(errors.contains("use plan, execute or targets"), "the accepted form is named:\n{errors}");

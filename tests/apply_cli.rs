@@ -202,3 +202,14 @@ fn in_github_actions_execution_without_a_pull_request_is_refused_before_any_kube
     assert!(!out.stderr.contains("without a pull request whose approval"), "{}", out.context());
     assert!(calls.exists(), "--without-approval reaches kubectl");
 }
+
+#[test]
+fn an_allow_owner_that_is_not_a_manager_name_exits_2_before_any_kubectl_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (kubectl, calls) = recording_kubectl(dir.path());
+    let out = preview(dir.path(), &plan("execute.yaml"), &["--execute", "--allow-owner=helm,flux x"], &kubectl);
+    assert_eq!(out.code, 2, "{}", out.context());
+    assert!(out.stderr.contains("--allow-owner") && out.stderr.contains("`flux x`"), "{}", out.stderr);
+    assert!(out.stderr.contains("argocd-controller"), "the accepted form is named: {}", out.stderr);
+    assert!(!calls.exists(), "no kubectl call");
+}

@@ -22,6 +22,8 @@ pub struct ExecOptions {
     /// The kube context in use (the plan's, or `--context`).
     pub context: String,
     pub allow_drift: bool,
+    /// Owners whose fields may be changed although their next sync reverts them (`--allow-owner`).
+    pub allow_owner: Vec<String>,
     pub timeout: Duration,
     pub rollback_on_failure: bool,
     /// Where results.json and restore-plan.yaml go (`None`: write nothing, for the automatic restore).

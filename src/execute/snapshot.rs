@@ -30,12 +30,21 @@ pub enum ReadError {
 }
 
 impl Snapshot {
-    /// The raw object of a workload (for rollout status).
-    pub fn raw(&self, kind: WorkloadKind, name: &str) -> Option<&Value> {
+    fn find(&self, kind: &str, name: &str) -> Option<&Value> {
         self.items.iter().find(|i| {
-            i.get("kind").and_then(Value::as_str) == Some(kind.as_str())
+            i.get("kind").and_then(Value::as_str) == Some(kind)
                 && i.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
         })
+    }
+
+    /// The raw object of a workload (for rollout status and field owners).
+    pub fn raw(&self, kind: WorkloadKind, name: &str) -> Option<&Value> {
+        self.find(kind.as_str(), name)
+    }
+
+    /// The raw object of an HPA.
+    pub fn raw_hpa(&self, name: &str) -> Option<&Value> {
+        self.find("HorizontalPodAutoscaler", name)
     }
 }
 
