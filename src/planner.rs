@@ -551,6 +551,8 @@ fn rollout_findings(r: &Resolved, obj: &str, name: &str) -> Vec<Finding> {
             let replicas = r.request.replicas.or(o.map(|o| o.replicas)).unwrap_or(0);
             let replaced = if p >= replicas {
                 "no pod is replaced".to_string()
+            } else if p + 1 == replicas {
+                format!("only the pod with ordinal {p} is replaced")
             } else {
                 format!("only ordinals {p}–{} are replaced, one pod at a time from the highest ordinal", replicas - 1)
             };
