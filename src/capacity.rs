@@ -162,6 +162,8 @@ pub enum Surge {
     Pods(u32),
     /// A StatefulSet replaces one pod at a time and never runs extra pods.
     None,
+    /// A Deployment with strategy Recreate stops every old pod before new ones start.
+    Recreate,
     /// The observed `maxSurge` could not be read.
     Unreadable(String),
 }
@@ -176,7 +178,7 @@ impl Surge {
                 Some(u32::try_from(extra).unwrap_or(u32::MAX))
             }
             Surge::Pods(n) => Some(*n),
-            Surge::None => Some(0),
+            Surge::None | Surge::Recreate => Some(0),
             Surge::Unreadable(_) => None,
         }
     }
@@ -188,6 +190,7 @@ impl Surge {
             Surge::Percent { percent, observed: true } => format!("maxSurge {percent}%"),
             Surge::Pods(n) => format!("maxSurge {n}"),
             Surge::None => "StatefulSet: no surge".into(),
+            Surge::Recreate => "strategy Recreate: no surge".into(),
             Surge::Unreadable(text) => format!("maxSurge {text} unreadable"),
         }
     }
@@ -619,6 +622,9 @@ fn workload_capacity(view: &WorkloadView<'_>, unknown: &mut Vec<String>) -> Work
     }
     let surge = match view.kind {
         WorkloadKind::StatefulSet => Surge::None,
+        WorkloadKind::Deployment if view.observed.and_then(|o| o.update_strategy.as_deref()) == Some("Recreate") => {
+            Surge::Recreate
+        }
         WorkloadKind::Deployment => match view.observed.and_then(|o| o.max_surge.as_deref()) {
             Some(text) => parse_surge(text),
             None => Surge::Percent { percent: 25, observed: false },
@@ -1020,6 +1026,11 @@ pub(crate) mod tests {
         // The api HPA still targets the implicit Deployment `api`, so it is its own workload.
         let sts = &c.workloads[1];
         assert_eq!(sts.surge, Surge::None);
+        // A Recreate Deployment never runs old and new pods together.
+        let detected = detected().replace("  maxSurge: \"1\"\n", "  updateStrategy: Recreate\n");
+        let web = &compute(&plan(&detected)).workloads[0];
+        assert_eq!(web.surge, Surge::Recreate);
+        assert_eq!(web.pods[Case::HpaMaxSurge.index()], web.pods[Case::HpaMax.index()]);
         assert_eq!(sts.pods, [Some(4), Some(4), Some(4), Some(4)]);
     }
 
