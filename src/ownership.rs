@@ -374,10 +374,9 @@ pub fn assess(object: &Value, fields: &[Field], allowed: &[String]) -> Assessmen
                      client-side writes as `{manager}` (Argo CD's client-side sync writes as kubectl-client-side-apply)",
                     markers.iter().map(|m| m.detail.as_str()).collect::<Vec<_>>().join("; ")
                 ),
-                OwnerClass::Other => format!(
-                    "field manager `{manager}` ({}) owns {fields}; it may write its own values back",
-                    class.label()
-                ),
+                OwnerClass::Other => {
+                    format!("field manager `{manager}` ({}, which may write its own values back) owns {fields}", class.label())
+                }
                 _ => {
                     let of_tool: Vec<&str> =
                         markers.iter().filter(|m| m.tool == class).map(|m| m.detail.as_str()).collect();
@@ -573,7 +572,7 @@ mod tests {
         assert_eq!(
             a.owned_by_gitops,
             [
-                "field manager `keda-operator` (a controller or operator) owns spec.minReplicas, spec.metrics; it may write its own values back"
+                "field manager `keda-operator` (a controller or operator, which may write its own values back) owns spec.minReplicas, spec.metrics"
             ]
         );
         assert!(assess(&o, &[Field::HpaMin], &["keda-operator".into()]).owned_by_gitops.is_empty());

@@ -300,3 +300,25 @@ fn under_an_hpa_the_plan_records_the_clamp_of_the_current_replicas() {
     };
     assert_eq!(rescaled, "New size: 3; reason: Current number of replicas below Spec.MinReplicas");
 }
+
+/// An HPA written by an operator (KEDA creates `keda-hpa-*` with its own field manager): changing
+/// its bounds is a risk that names the operator, the HPA and the fields.
+#[test]
+fn an_operator_owned_hpa_is_a_risk() {
+    let ns = Ns::new();
+    ns.kubectl(&["create", "-f", "-"], Some(&deployment("web", "", "", "")));
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: keda-hpa-web}\nspec:\n  \
+               scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 4\n  \
+               metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}\n";
+    ns.kubectl(&["apply", "--server-side", "--field-manager=keda-operator", "-f", "-"], Some(hpa));
+    let (_, doc, _) = ns.plan(&["--workload=Deployment:web:2", "--hpa=web=min:2,max:6,cpu:60"]);
+    let m = message(&findings(&doc, "web"), "owned_by_gitops").to_string();
+    assert_eq!(
+        m,
+        "HorizontalPodAutoscaler/keda-hpa-web: field manager `keda-operator` (a controller or operator, which may write its own \
+         values back) owns spec.maxReplicas, spec.metrics; a GitOps sync, `helm upgrade` or the \
+         owning controller puts its own values back and reverts this change, so make it in the source of truth \
+         (chart values, Git) instead; execution refuses unless --allow-owner=keda-operator is given"
+    );
+    assert_eq!(ns.get("hpa/keda-hpa-web")["spec"]["maxReplicas"].as_u64(), Some(4), "plan must not write");
+}
