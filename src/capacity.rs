@@ -162,6 +162,8 @@ pub enum Surge {
     Pods(u32),
     /// A StatefulSet replaces one pod at a time and never runs extra pods.
     None,
+    /// A Deployment with strategy Recreate stops every old pod before new ones start.
+    Recreate,
     /// The observed `maxSurge` could not be read.
     Unreadable(String),
 }
@@ -176,7 +178,7 @@ impl Surge {
                 Some(u32::try_from(extra).unwrap_or(u32::MAX))
             }
             Surge::Pods(n) => Some(*n),
-            Surge::None => Some(0),
+            Surge::None | Surge::Recreate => Some(0),
             Surge::Unreadable(_) => None,
         }
     }
@@ -188,6 +190,7 @@ impl Surge {
             Surge::Percent { percent, observed: true } => format!("maxSurge {percent}%"),
             Surge::Pods(n) => format!("maxSurge {n}"),
             Surge::None => "StatefulSet: no surge".into(),
+            Surge::Recreate => "strategy Recreate: no surge".into(),
             Surge::Unreadable(text) => format!("maxSurge {text} unreadable"),
         }
     }
@@ -599,24 +602,29 @@ fn workload_capacity(view: &WorkloadView<'_>, unknown: &mut Vec<String>) -> Work
 
     let hpa = view.hpa_after().cloned();
     let replicas_before = view.replicas_before();
-    let planned = match view.scale {
-        Some(s) => Some(s.effective.unwrap_or_else(|| match &hpa {
-            _ if s.to == 0 => 0,
-            Some(h) => h.clamp(s.to),
-            None => s.to,
-        })),
-        None => replicas_before.map(|n| match &hpa {
-            Some(h) if n > 0 => h.clamp(n),
-            _ => n,
-        }),
+    // Under an HPA infra-scale never sends spec.replicas: the controller clamps the live current
+    // count into [min, max] (0 stays 0: it disables the HPA), so that is the planned count, never
+    // a clamp of the requested one.
+    let planned = match (view.scale, &hpa) {
+        (_, Some(h)) => replicas_before.map(|n| h.reconcile_current(n)),
+        (Some(s), None) => Some(s.to),
+        (None, None) => replicas_before,
     };
     if planned.is_none() {
-        unknown.push(format!(
-            "{label}: the replica count after the plan is unknown: the plan does not scale it and it was not detected"
-        ));
+        unknown.push(match (view.scale, &hpa) {
+            (Some(_), Some(_)) => format!(
+                "{label}: the replica count after the plan is unknown: the HPA clamps the current count, which was not detected (the requested count is not sent under an HPA)"
+            ),
+            _ => format!(
+                "{label}: the replica count after the plan is unknown: the plan does not scale it and it was not detected"
+            ),
+        });
     }
     let surge = match view.kind {
         WorkloadKind::StatefulSet => Surge::None,
+        WorkloadKind::Deployment if view.observed.and_then(|o| o.update_strategy.as_deref()) == Some("Recreate") => {
+            Surge::Recreate
+        }
         WorkloadKind::Deployment => match view.observed.and_then(|o| o.max_surge.as_deref()) {
             Some(text) => parse_surge(text),
             None => Surge::Percent { percent: 25, observed: false },
@@ -947,25 +955,27 @@ pub(crate) mod tests {
     #[test]
     fn prod_request_matches_the_reference_table() {
         // reference §6: web planned 6 / HPA max 12, api planned 4 / HPA max 12, surge ceil(25%).
+        // The planned count is unknown without --detect: under an HPA the request is not sent,
+        // the controller clamps the current count (issue 9 item 6).
         let c = compute(&plan(PROD));
         let web = &c.workloads[0];
         assert_eq!((web.name.as_str(), web.counted), ("web", Counted::ChangedContainerOnly));
         assert_eq!(web.per_pod, [cores(500), gib(1), cores(1000), gib(2)]);
-        assert_eq!(web.pods, [Some(6), Some(4), Some(12), Some(15)]);
+        assert_eq!(web.pods, [None, Some(4), Some(12), Some(15)]);
         assert_eq!(Figure::ALL.map(|f| web.per_pod[f.index()].times(6)), [cores(3000), gib(6), cores(6000), gib(12)]);
         assert_eq!(
             Figure::ALL.map(|f| web.per_pod[f.index()].times(12)),
             [cores(6000), gib(12), cores(12000), gib(24)]
         );
         let api = &c.workloads[1];
-        assert_eq!(api.pods, [Some(4), Some(4), Some(12), Some(15)]);
+        assert_eq!(api.pods, [None, Some(4), Some(12), Some(15)]);
         assert_eq!(Figure::ALL.map(|f| api.per_pod[f.index()].times(4)), [cores(1600), gib(4), cores(4000), gib(8)]);
         assert_eq!(
             Figure::ALL.map(|f| api.per_pod[f.index()].times(12)),
             [cores(4800), gib(12), cores(12000), gib(24)]
         );
 
-        assert_eq!(row(&c, Case::Planned), (Some(10), [cores(4600), gib(10), cores(10000), gib(20)]));
+        assert_eq!(row(&c, Case::Planned), (None, [Amount::Unknown; 4]));
         assert_eq!(row(&c, Case::HpaMin), (Some(8), [cores(3600), gib(8), cores(8000), gib(16)]));
         assert_eq!(row(&c, Case::HpaMax), (Some(24), [cores(10800), gib(24), cores(24000), gib(48)]));
         assert_eq!(row(&c, Case::HpaMaxSurge), (Some(30), [cores(13500), gib(30), cores(30000), gib(60)]));
@@ -975,16 +985,32 @@ pub(crate) mod tests {
         assert_eq!(c.current.pods, None);
     }
 
+    /// Regression (issue 9 item 6): the planned count under an HPA was the requested count clamped
+    /// into [min, max], but the request never reaches the server; the HPA controller clamps the
+    /// current count (horizontal.go reconcileAutoscaler), whatever `effective` says.
     #[test]
-    fn hpa_clamp_and_zero_replicas() {
-        let yaml = PROD.replace("to: 6", "to: 20").replace("effective: 6", "effective: 12");
-        let c = compute(&plan(&yaml));
-        assert_eq!(c.workloads[0].pods[Case::Planned.index()], Some(12));
-        // Without `effective`, the HPA after the plan clamps the request; 0 disables the HPA.
-        let yaml = PROD.replace("    effective: 6\n", "").replace("to: 6", "to: 2");
-        assert_eq!(compute(&plan(&yaml)).workloads[0].pods, [Some(4), Some(4), Some(12), Some(15)]);
-        let yaml = PROD.replace("    effective: 6\n", "").replace("to: 6", "to: 0");
-        assert_eq!(compute(&plan(&yaml)).workloads[0].pods, [Some(0); 4]);
+    fn hpa_clamps_the_current_count_not_the_request() {
+        let with_from = |from: u32, to: u32| {
+            PROD.replacen("from: \"${detect}\"\n    to: 6", &format!("from: {from}\n    to: {to}"), 1)
+        };
+        let pods = |yaml: &str| compute(&plan(yaml)).workloads[0].pods;
+        // Requested 20, current 6: the HPA keeps 6 (within [4, 12]), never 12.
+        assert_eq!(pods(&with_from(6, 20)), [Some(6), Some(4), Some(12), Some(15)]);
+        // Current 20 is lowered to max 12; current 2 is raised to min 4; requested 2 or 20 changes nothing.
+        assert_eq!(pods(&with_from(20, 2))[Case::Planned.index()], Some(12));
+        assert_eq!(pods(&with_from(2, 20))[Case::Planned.index()], Some(4));
+        // A stale `effective` in the plan is not trusted.
+        assert_eq!(pods(&with_from(2, 20).replace("effective: 6", "effective: 12"))[Case::Planned.index()], Some(4));
+        // Current 0 disables the HPA: it stays 0.
+        assert_eq!(pods(&with_from(0, 6)), [Some(0); 4]);
+        // Not detected: unknown, and said so.
+        let c = compute(&plan(PROD));
+        assert_eq!(c.workloads[0].pods[Case::Planned.index()], None);
+        assert!(
+            c.unknown.iter().any(|u| u.contains("the HPA clamps the current count, which was not detected")),
+            "{:?}",
+            c.unknown
+        );
     }
 
     #[test]
@@ -1000,6 +1026,11 @@ pub(crate) mod tests {
         // The api HPA still targets the implicit Deployment `api`, so it is its own workload.
         let sts = &c.workloads[1];
         assert_eq!(sts.surge, Surge::None);
+        // A Recreate Deployment never runs old and new pods together.
+        let detected = detected().replace("  maxSurge: \"1\"\n", "  updateStrategy: Recreate\n");
+        let web = &compute(&plan(&detected)).workloads[0];
+        assert_eq!(web.surge, Surge::Recreate);
+        assert_eq!(web.pods[Case::HpaMaxSurge.index()], web.pods[Case::HpaMax.index()]);
         assert_eq!(sts.pods, [Some(4), Some(4), Some(4), Some(4)]);
     }
 
@@ -1079,8 +1110,8 @@ pub(crate) mod tests {
         );
         assert_eq!(web.per_pod_before[0], cores(400));
         assert_eq!(web.replicas_before, Some(3));
-        // maxSurge 1 observed: 12 + 1.
-        assert_eq!(web.pods, [Some(6), Some(4), Some(12), Some(13)]);
+        // The current 3 raised to the HPA min 4 (the requested 6 is not sent); maxSurge 1 observed: 12 + 1.
+        assert_eq!(web.pods, [Some(4), Some(4), Some(12), Some(13)]);
         // The HPA counts app containers and native sidecars: 65 % of 650m.
         assert_eq!(web.hpa_cpu_basis, Some(650_000_000));
         assert_eq!(web.hpa_cpu_threshold, Some(422_500_000));
@@ -1102,14 +1133,15 @@ pub(crate) mod tests {
         assert_eq!(keys, ["pods", "requests.cpu", "requests.memory", "limits.cpu"], "count/* is not checked");
         let pods = &c.quota[0];
         assert_eq!(pods.free, Some(33 * NANO));
-        // planned 6 + 4 = 10 (now 7): +3; HPA max + surge: web 12 + 1 (maxSurge 1), api 12 + 3: +21.
-        assert_eq!(pods.change[Case::Planned.index()], Amount::Known(3 * NANO));
+        // planned 4 (current 3 raised to min 4) + 4 = 8 (now 7): +1; HPA max + surge: web 12 + 1
+        // (maxSurge 1), api 12 + 3: +21.
+        assert_eq!(pods.change[Case::Planned.index()], Amount::Known(NANO));
         assert_eq!(pods.change[Case::HpaMaxSurge.index()], Amount::Known(21 * NANO));
         assert!(!pods.exceeded());
         let cpu = &c.quota[1];
         assert_eq!(cpu.free, Some(8_800_000_000));
-        // planned: 6 × 650m + 4 × 2 = 11.9 CPU, now 9.2: +2.7, fits in 8.8.
-        assert_eq!(cpu.change[Case::Planned.index()], cores(2700));
+        // planned: 4 × 650m + 4 × 2 = 10.6 CPU, now 9.2: +1.4, fits in 8.8.
+        assert_eq!(cpu.change[Case::Planned.index()], cores(1400));
         assert_eq!(cpu.fits[Case::Planned.index()], Some(true));
         // HPA max + surge: 13 × 650m + 15 × 2 = 38.45 CPU: +29.25, does not fit.
         assert_eq!(cpu.change[Case::HpaMaxSurge.index()], cores(29250));

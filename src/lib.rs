@@ -18,6 +18,7 @@ pub mod names;
 pub mod observed;
 pub mod orchestrator;
 pub mod output;
+pub mod ownership;
 pub mod plan;
 pub mod plan_cmd;
 pub mod planner;

@@ -1,6 +1,7 @@
 //! Reading the live state of a namespace from `kubectl get … -o json` output: Deployments,
 //! StatefulSets, HPAs (autoscaling/v2 or v1 shapes) and ResourceQuotas, into the plan's
-//! `observed` types. Malformed output is an error naming the object and the field.
+//! `observed` types. Malformed output is an error naming the object and the field. The raw
+//! objects (with `metadata.managedFields`) are kept for the ownership checks.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,9 @@ pub struct ClusterState {
     pub workloads: Vec<ObservedWorkload>,
     pub hpas: Vec<LiveHpa>,
     pub quotas: Vec<ObservedQuota>,
+    /// Every Deployment, StatefulSet and HPA as read, keyed `Kind/name`; with `--detect` they
+    /// carry `metadata.managedFields` (read with `--show-managed-fields`).
+    pub objects: BTreeMap<String, Value>,
 }
 
 /// An HPA and the workload it scales.
@@ -35,14 +39,23 @@ impl ClusterState {
     pub fn workload(&self, kind: WorkloadKind, name: &str) -> Option<&ObservedWorkload> {
         self.workloads.iter().find(|w| w.kind == kind && w.name == name)
     }
+
+    /// The raw object `Kind/name` as kubectl printed it.
+    pub fn object(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.objects.get(&format!("{kind}/{name}"))
+    }
 }
 
 /// The resource types read in one kubectl call.
 pub const GET_TYPES: &str = "deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling,resourcequotas";
 
-/// Reads the namespace with one kubectl call.
+/// Reads the namespace with one kubectl call. `--show-managed-fields`: kubectl strips
+/// managedFields from `-o json` by default, and the ownership findings need them.
 pub fn detect(kubectl: &Kubectl, namespace: &str) -> anyhow::Result<ClusterState> {
-    let args: Vec<String> = ["get", GET_TYPES, "-n", namespace, "-o", "json"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ["get", GET_TYPES, "-n", namespace, "--show-managed-fields", "-o", "json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let list = kubectl.get_json(&format!("reading the live state of namespace {namespace}"), &args)?;
     parse_list(&list).map_err(|e| anyhow::anyhow!("kubectl get {GET_TYPES} -n {namespace}: {e}"))
 }
@@ -61,8 +74,14 @@ pub fn parse_list(list: &Value) -> Result<ClusterState, String> {
         let name = str_at(item, &["metadata", "name"]).ok_or_else(|| format!("a {kind} has no metadata.name"))?;
         let at = format!("{kind}/{name}");
         match kind {
-            "Deployment" | "StatefulSet" => state.workloads.push(parse_workload(item, kind, name, &at)?),
-            "HorizontalPodAutoscaler" => state.hpas.push(parse_hpa(item, name, &at)?),
+            "Deployment" | "StatefulSet" => {
+                state.workloads.push(parse_workload(item, kind, name, &at)?);
+                state.objects.insert(at, item.clone());
+            }
+            "HorizontalPodAutoscaler" => {
+                state.hpas.push(parse_hpa(item, name, &at)?);
+                state.objects.insert(at, item.clone());
+            }
             "ResourceQuota" => state.quotas.push(parse_quota(item, name)),
             _ => {}
         }
@@ -99,8 +118,25 @@ fn parse_workload(item: &Value, kind: &str, name: &str, at: &str) -> Result<Obse
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
+    // Deployment `strategy.type` / StatefulSet `updateStrategy.type`; kept only when it is not
+    // the default RollingUpdate (Recreate, OnDelete).
+    let strategy_ptr = if kind == WorkloadKind::Deployment { "/strategy/type" } else { "/updateStrategy/type" };
+    let update_strategy =
+        spec.pointer(strategy_ptr).and_then(Value::as_str).filter(|t| *t != "RollingUpdate").map(str::to_string);
+    let partition = match spec.pointer("/updateStrategy/rollingUpdate/partition") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| format!("{at}: spec.updateStrategy.rollingUpdate.partition is {v}"))?,
+        ),
+    }
+    .filter(|&p| p > 0 && kind == WorkloadKind::StatefulSet);
     Ok(ObservedWorkload {
         kind,
+        paused: spec.get("paused").and_then(Value::as_bool).unwrap_or(false) && kind == WorkloadKind::Deployment,
+        update_strategy,
+        partition,
         name: name.to_string(),
         uid: str_at(item, &["metadata", "uid"]).unwrap_or_default().to_string(),
         resource_version: str_at(item, &["metadata", "resourceVersion"]).unwrap_or_default().to_string(),

@@ -4,7 +4,8 @@
 //! The shape is the prototype's (metadata, context, assumptions, actions, rollbackHints, risks,
 //! notes) with `memory` instead of `mem`. Extensions, all optional on input:
 //! - `scale_workload.hpa`: the HPA that governs the workload (then the executor does not set
-//!   `spec.replicas`, see the notes) and `effective`: the replica count that HPA will keep.
+//!   `spec.replicas`, see the notes) and `effective`: the live current count clamped into that
+//!   HPA's bounds, which is what its controller does (the requested count is never sent).
 //! - `update_resources.container`: the container whose resources change; when absent the executor
 //!   picks it by [`CONTAINER_RULE`]. `update_resources.from`: the container's observed resources.
 //! - `apply_hpa.target`: the scale target (kind + name); `apply_hpa.from`: the observed HPA or `absent`.
@@ -297,7 +298,10 @@ pub struct ScaleWorkload {
     /// The HPA that governs this workload; the executor then leaves `spec.replicas` to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa: Option<String>,
-    /// The replica count the governing HPA will keep (the request clamped to [min, max]).
+    /// The replica count the governing HPA sets right after the change: the live current count
+    /// clamped into its bounds (the HPA controller's reconcileAutoscaler clamps only the current
+    /// replicas; the requested count is never sent under an HPA); absent when the current count
+    /// was not detected. Metrics move it within the bounds afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<u32>,
 }
@@ -412,9 +416,16 @@ pub struct HpaSpec {
 }
 
 impl HpaSpec {
-    /// The replica count this HPA keeps for a requested count (the controller clamps to [min, max]).
+    /// A replica count clamped into [min, max].
     pub fn clamp(&self, replicas: u32) -> u32 {
         replicas.clamp(self.min, self.max.max(self.min))
+    }
+
+    /// What the HPA controller does with the workload's current replica count before looking at
+    /// metrics (horizontal.go reconcileAutoscaler): 0 disables autoscaling (it stays 0), above
+    /// max becomes max, below min becomes min, otherwise it stays until the metrics move it.
+    pub fn reconcile_current(&self, current: u32) -> u32 {
+        if current == 0 && self.min > 0 { 0 } else { self.clamp(current) }
     }
 }
 
@@ -468,6 +479,17 @@ pub struct ObservedWorkload {
     /// Rolling-update surge, as written on the workload (`25%` or a count); Deployments only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_surge: Option<String>,
+    /// A Deployment's `spec.paused`: template changes do not roll until `kubectl rollout resume`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// `Recreate` (Deployment `strategy.type`) or `OnDelete` (StatefulSet `updateStrategy.type`);
+    /// absent for the default RollingUpdate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<String>,
+    /// A StatefulSet's `updateStrategy.rollingUpdate.partition` when above 0: pods with a lower
+    /// ordinal keep the old template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     pub containers: Vec<ObservedContainer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_containers: Vec<ObservedContainer>,

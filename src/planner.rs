@@ -37,7 +37,11 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
                 to,
                 reason: "requested_scale".into(),
                 hpa: governing.as_ref().map(|(name, _)| name.clone()),
-                effective: governing.as_ref().map(|(_, spec)| spec.clamp(to)),
+                // The request never reaches the server under an HPA: the controller clamps the
+                // live current count, so that is what is recorded (unknown without --detect).
+                effective: governing
+                    .as_ref()
+                    .and_then(|(_, spec)| r.observed.map(|o| spec.reconcile_current(o.replicas))),
             }));
         }
         if !w.requests.is_empty() || !w.limits.is_empty() {
@@ -56,6 +60,7 @@ pub fn build(req: &ScaleRequest, live: Option<&ClusterState>, created_at: &str) 
             }));
         }
         findings.extend(workload_findings(req, r));
+        findings.extend(ownership_findings(live, r));
     }
     for r in &resolved {
         if let Some(spec) = &r.request.hpa {
@@ -337,11 +342,11 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
                 "hpa_clamps_replicas",
                 name,
                 format!(
-                    "{obj}: {to} replicas is outside HPA {hpa}'s range [{}, {}]; the HPA owns spec.replicas and \
-                     will keep {} instead; infra-scale does not set replicas under an HPA",
+                    "{obj}: {to} replicas is outside HPA {hpa}'s range [{}, {}]; infra-scale never sends spec.replicas \
+                     under an HPA, so {to} does not reach the server; {}",
                     spec.min,
                     spec.max,
-                    spec.clamp(to)
+                    hpa_effect(spec, observed_replicas)
                 ),
             )),
             Some((hpa, spec)) => out.push(finding(
@@ -350,9 +355,8 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
                 name,
                 format!(
                     "{obj}: HPA {hpa} owns spec.replicas, so infra-scale does not set it (the HPA would override it \
-                     within 15 s); the HPA keeps replicas within [{}, {}] by CPU{}",
-                    spec.min,
-                    spec.max,
+                     within 15 s); {}{}",
+                    hpa_effect(spec, observed_replicas),
                     if to > spec.min {
                         format!("; to guarantee at least {to} replicas, raise the HPA min to {to}")
                     } else {
@@ -480,23 +484,224 @@ fn workload_findings(req: &ScaleRequest, r: &Resolved) -> Vec<Finding> {
             }
         }
         if before.is_none() || changes {
-            let how = if w.kind == crate::plan::WorkloadKind::StatefulSet {
-                "one pod at a time, from the highest ordinal"
-            } else {
-                "by a rolling update"
-            };
-            out.push(finding(
-                I,
-                "rolling_restart",
-                name,
-                format!("{obj}: the resource change replaces every pod, {how}"),
-            ));
+            out.extend(rollout_findings(r, &obj, name));
         } else {
             out.push(finding(
                 I,
                 "resources_unchanged",
                 name,
                 format!("{obj}: the requested resources equal the live ones; no rollout"),
+            ));
+        }
+    }
+    out
+}
+
+/// What the HPA controller does with the current replicas (horizontal.go reconcileAutoscaler):
+/// it clamps only the current count into [min, max], then follows its metrics.
+fn hpa_effect(spec: &HpaSpec, current: Option<u32>) -> String {
+    let (min, max) = (spec.min, spec.max);
+    match current {
+        None => format!(
+            "the HPA controller clamps the current replica count (not detected) into [{min}, {max}] and otherwise follows its metrics"
+        ),
+        Some(0) if min > 0 => {
+            "the current replica count is 0, which disables the HPA: it keeps 0 until replicas are raised".into()
+        }
+        Some(c) if c < min => format!(
+            "the HPA controller raises the current {c} replicas to its min {min}, then follows its metrics within [{min}, {max}]"
+        ),
+        Some(c) if c > max => format!(
+            "the HPA controller lowers the current {c} replicas to its max {max}, then follows its metrics within [{min}, {max}]"
+        ),
+        Some(c) => {
+            format!("the current {c} replicas are within [{min}, {max}]; the HPA moves them only by its metrics")
+        }
+    }
+}
+
+/// How a pod template change reaches the pods: a rolling update, or not at all for a paused
+/// Deployment, an `OnDelete` StatefulSet, and only partly under a partition.
+fn rollout_findings(r: &Resolved, obj: &str, name: &str) -> Vec<Finding> {
+    use Severity::{Info as I, Warning as W};
+    let kind = r.request.kind;
+    let o = r.observed;
+    let ns_target = format!("{}/{}", kind.resource(), r.request.name);
+    if o.is_some_and(|o| o.paused) {
+        return vec![finding(
+            W,
+            "rollout_paused",
+            name,
+            format!(
+                "{obj} is paused (spec.paused: true): the template change is stored but no pod is replaced until \
+                 `kubectl rollout resume {ns_target}`; execution applies the template and does not wait for a rollout"
+            ),
+        )];
+    }
+    match (kind, o.and_then(|o| o.update_strategy.as_deref()), o.and_then(|o| o.partition)) {
+        (crate::plan::WorkloadKind::StatefulSet, Some("OnDelete"), _) => vec![finding(
+            W,
+            "on_delete_update",
+            name,
+            format!(
+                "{obj} uses updateStrategy OnDelete: running pods keep their old resources until each is deleted; \
+                 new pods get the new ones; execution applies the template and does not wait for a rollout"
+            ),
+        )],
+        (crate::plan::WorkloadKind::StatefulSet, _, Some(p)) => {
+            let replicas = r.request.replicas.or(o.map(|o| o.replicas)).unwrap_or(0);
+            let replaced = if p >= replicas {
+                "no pod is replaced".to_string()
+            } else if p + 1 == replicas {
+                format!("only the pod with ordinal {p} is replaced")
+            } else {
+                format!("only ordinals {p}–{} are replaced, one pod at a time from the highest ordinal", replicas - 1)
+            };
+            vec![finding(
+                W,
+                "partitioned_update",
+                name,
+                format!(
+                    "{obj} has updateStrategy.rollingUpdate.partition {p}: pods with ordinal < {p} keep the old resources \
+                     ({replaced})"
+                ),
+            )]
+        }
+        (crate::plan::WorkloadKind::StatefulSet, _, _) => vec![finding(
+            I,
+            "rolling_restart",
+            name,
+            format!("{obj}: the resource change replaces every pod, one pod at a time, from the highest ordinal"),
+        )],
+        (_, Some("Recreate"), _) => vec![finding(
+            I,
+            "rolling_restart",
+            name,
+            format!(
+                "{obj}: the resource change replaces every pod; strategy Recreate stops all old pods before new ones start"
+            ),
+        )],
+        _ => vec![finding(
+            I,
+            "rolling_restart",
+            name,
+            format!("{obj}: the resource change replaces every pod, by a rolling update"),
+        )],
+    }
+}
+
+/// The fields of the live objects this workload's actions change, with who owns them
+/// (managedFields read by `--detect`): `owned_by_gitops` when a sync would revert the change,
+/// `takes_over_fields` when one-off kubectl managers lose exactly these fields.
+fn ownership_findings(live: Option<&ClusterState>, r: &Resolved) -> Vec<Finding> {
+    use crate::ownership::{self, Field, OwnerClass, Section};
+    let (Some(state), Some(o)) = (live, r.observed) else { return Vec::new() };
+    let w = r.request;
+    let name = w.name.as_str();
+    let mut objects: Vec<(String, &serde_json::Value, Vec<Field>)> = Vec::new();
+    let mut workload_fields = Vec::new();
+    if let Some(to) = w.replicas
+        && r.governing_hpa().is_none()
+        && o.replicas != to
+    {
+        workload_fields.push(Field::Replicas);
+    }
+    if let (Some(c), Some(container)) = (r.observed_container(), r.container.as_deref()) {
+        let init = o.init_containers.iter().any(|i| i.name == container);
+        for (section, planned, before) in
+            [(Section::Requests, &w.requests, &c.requests), (Section::Limits, &w.limits, &c.limits)]
+        {
+            for resource in [Resource::Cpu, Resource::Memory] {
+                if let Some(new) = planned.get(resource)
+                    && before.get(resource) != Some(new)
+                {
+                    workload_fields.push(Field::Resource { init, container, section, resource });
+                }
+            }
+        }
+    }
+    if let Some(obj) = state.object(w.kind.as_str(), &w.name) {
+        objects.push((r.object(), obj, workload_fields));
+    }
+    if let (Some(spec), Some(existing)) = (&w.hpa, o.hpa.as_ref())
+        && let Some(obj) = state.object("HorizontalPodAutoscaler", &existing.name)
+    {
+        let mut fields = Vec::new();
+        if spec.min != existing.spec.min {
+            fields.push(Field::HpaMin);
+        }
+        if spec.max != existing.spec.max {
+            fields.push(Field::HpaMax);
+        }
+        if spec.target_cpu.is_some() && spec.target_cpu != existing.spec.target_cpu {
+            fields.push(Field::HpaMetrics);
+        }
+        objects.push((format!("HorizontalPodAutoscaler/{}", existing.name), obj, fields));
+    }
+    let mut out = Vec::new();
+    for (label, obj, fields) in objects {
+        if fields.is_empty() {
+            continue;
+        }
+        let a = ownership::assess(obj, &fields, &[]);
+        if !a.owned_by_gitops.is_empty() {
+            // The names --allow-owner accepts for what was found: the tool word when the tool is
+            // known, else the manager name.
+            let mut names: Vec<String> = Vec::new();
+            for f in &fields {
+                for owner in ownership::field_owners(obj, f) {
+                    let n = match owner.class {
+                        OwnerClass::InfraScale => continue,
+                        OwnerClass::OneOff | OwnerClass::Other => owner.manager.clone(),
+                        c => c.tool_word().unwrap_or_default().to_string(),
+                    };
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+            }
+            for m in ownership::markers(obj) {
+                let n = m.tool.tool_word().unwrap_or_default().to_string();
+                if !n.is_empty() && !names.contains(&n) && names.iter().any(|x| x.starts_with("kubectl")) {
+                    names.push(n);
+                }
+            }
+            let allow: Vec<String> = names.iter().map(|n| format!("--allow-owner={n}")).collect();
+            out.push(finding(
+                Severity::Warning,
+                "owned_by_gitops",
+                name,
+                format!(
+                    "{label}: {}; a GitOps sync, `helm upgrade` or the owning controller puts its own values back and \
+                     reverts this change, so make it in the source of truth (chart values, Git) instead; execution \
+                     refuses unless {} is given",
+                    a.owned_by_gitops.join("; "),
+                    allow.join(" ")
+                ),
+            ));
+        }
+        if !a.takeovers.is_empty() {
+            let mut managers: Vec<&str> = a.takeovers.iter().map(|(_, m)| m.as_str()).collect();
+            managers.dedup();
+            managers.sort_unstable();
+            managers.dedup();
+            let fields: Vec<&str> = a.takeovers.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>();
+            let mut fields_unique: Vec<&str> = Vec::new();
+            for f in fields {
+                if !fields_unique.contains(&f) {
+                    fields_unique.push(f);
+                }
+            }
+            out.push(finding(
+                Severity::Info,
+                "takes_over_fields",
+                name,
+                format!(
+                    "{label}: the approved plan takes over exactly these fields from the one-off manager(s) {}: {}; \
+                     their other fields keep their owners",
+                    managers.join(", "),
+                    fields_unique.join(", ")
+                ),
             ));
         }
     }

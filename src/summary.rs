@@ -147,23 +147,35 @@ fn workload_changes(out: &mut String, plan: &ScalePlan, view: &WorkloadView<'_>,
     out.push_str(" | ");
     match view.scale {
         Some(s) => {
-            let kept = s.effective.unwrap_or(s.to);
             let hpa = view.hpa_after();
             match (&s.hpa, hpa) {
                 (Some(name), Some(h)) => {
-                    if kept != s.to {
-                        let _ = write!(out, "**{kept}** (requested {}; HPA ", s.to);
-                        code(out, name);
-                        let _ = write!(out, " keeps it in [{}, {}])", h.min, h.max);
-                    } else {
-                        push_num(out, kept);
-                        out.push_str(" (HPA ");
-                        code(out, name);
-                        let _ = write!(out, " owns replicas, range [{}, {}])", h.min, h.max);
+                    // The request is never sent under an HPA: its controller clamps the current count.
+                    match view.replicas_before().map(|n| h.reconcile_current(n)) {
+                        Some(kept) if Some(kept) != view.replicas_before() => {
+                            let _ = write!(out, "**{kept}** (requested {} is not sent; HPA ", s.to);
+                            code(out, name);
+                            let _ = write!(out, " clamps the current count into [{}, {}])", h.min, h.max);
+                        }
+                        Some(kept) => {
+                            push_num(out, kept);
+                            if kept == s.to {
+                                out.push_str(" (HPA ");
+                            } else {
+                                let _ = write!(out, " (requested {} is not sent; HPA ", s.to);
+                            }
+                            code(out, name);
+                            let _ = write!(out, " owns replicas, range [{}, {}])", h.min, h.max);
+                        }
+                        None => {
+                            out.push_str("set by HPA ");
+                            code(out, name);
+                            let _ = write!(out, " in [{}, {}] (requested {} is not sent)", h.min, h.max, s.to);
+                        }
                     }
                 }
                 (Some(name), None) => {
-                    push_num(out, kept);
+                    push_num(out, s.effective.unwrap_or(s.to));
                     out.push_str(" (HPA ");
                     code(out, name);
                     out.push_str(" owns replicas)");
@@ -801,7 +813,9 @@ mod tests {
         }
         let web = section(&md, "### Deployment `web`");
         assert!(
-            web.contains("| Replicas | unknown (not detected) | 6 (HPA `web` owns replicas, range [4, 12]) |"),
+            web.contains(
+                "| Replicas | unknown (not detected) | set by HPA `web` in [4, 12] (requested 6 is not sent) |"
+            ),
             "{web}"
         );
         assert!(web.contains("| Requests | unknown (not detected) | cpu 500m, memory 1Gi |"), "{web}");
@@ -816,11 +830,12 @@ mod tests {
         );
         let cap = section(&md, "## Capacity");
         assert!(
-            cap.contains("| Deployment `web` | cpu 500m, memory 1Gi | cpu 1, memory 2Gi | 6 | 4 | 12 | 15 (+3, maxSurge 25% (default)) |"),
+            cap.contains("| Deployment `web` | cpu 500m, memory 1Gi | cpu 1, memory 2Gi | unknown | 4 | 12 | 15 (+3, maxSurge 25% (default)) |"),
             "{cap}"
         );
-        // reference §6
-        assert!(cap.contains("| At planned replicas | 10 | 4.6 | 10Gi | 10 | 20Gi |"), "{cap}");
+        // reference §6 (its planned 10 pods counted the requested 6 + 4, which never reach the
+        // server under the HPAs: the planned count is unknown until --detect reads the current one)
+        assert!(cap.contains("| At planned replicas | unknown | unknown | unknown | unknown | unknown |"), "{cap}");
         assert!(cap.contains("| At HPA min | 8 | 3.6 | 8Gi | 8 | 16Gi |"), "{cap}");
         assert!(cap.contains("| At HPA max | 24 | 10.8 | 24Gi | 24 | 48Gi |"), "{cap}");
         assert!(cap.contains("| At HPA max + surge (rollout peak) | 30 | 13.5 | 30Gi | 30 | 60Gi |"), "{cap}");
@@ -838,7 +853,13 @@ mod tests {
     fn detected_summary_shows_before_after_and_quota() {
         let md = render(&plan(&detected()));
         let web = section(&md, "### Deployment `web`");
-        assert!(web.contains("| Replicas | 3 | 6 (HPA `web` owns replicas, range [4, 12]) |"), "{web}");
+        // The current 3 is raised to the HPA min; the requested 6 never reaches the server.
+        assert!(
+            web.contains(
+                "| Replicas | 3 | **4** (requested 6 is not sent; HPA `web` clamps the current count into [4, 12]) |"
+            ),
+            "{web}"
+        );
         assert!(web.contains("| Requests | cpu 250m, memory 512Mi | cpu 500m, memory 1Gi |"), "{web}");
         assert!(web.contains("| HPA | none | min 4, max 12, CPU 65% |"), "{web}");
         assert!(
@@ -862,11 +883,11 @@ mod tests {
         assert!(cap.contains("13 (+1, maxSurge 1)"), "{cap}");
         let quota = section(&md, "## Quota headroom");
         assert!(
-            quota.contains("| `compute` | `pods` | 33 (40 − 7) | +3 (fits) | +17 (fits) | +21 (fits) |"),
+            quota.contains("| `compute` | `pods` | 33 (40 − 7) | +1 (fits) | +17 (fits) | +21 (fits) |"),
             "{quota}"
         );
         assert!(
-            quota.contains("| `compute` | `requests.cpu` | 8.8 (12 − 3.2) | +2.7 (fits) | **+22.6: over by 13.8** | **+29.25: over by 20.45** |"),
+            quota.contains("| `compute` | `requests.cpu` | 8.8 (12 − 3.2) | +1.4 (fits) | **+22.6: over by 13.8** | **+29.25: over by 20.45** |"),
             "{quota}"
         );
         assert!(quota.contains("- **Does not fit:** `compute` `requests.cpu` at HPA max."), "{quota}");

@@ -374,7 +374,9 @@ fn risks_and_notes_carry_severities() {
     assert!(risks.contains(&("warning".into(), "hpa_clamps_replicas".into())), "{risks:?}");
     assert!(risks.contains(&("error".into(), "replicas_zero_under_hpa".into())), "{risks:?}");
     assert!(risks.contains(&("warning".into(), "hpa_cpu_without_request".into())), "{risks:?}");
-    assert!(plan.contains("will keep 8 instead"), "web 20 under [2, 8] is clamped to 8:\n{plan}");
+    // Regression (issue 9 item 6): the requested 20 is never sent; no clamp of it is claimed.
+    assert!(plan.contains("so 20 does not reach the server"), "web 20 under [2, 8] is not sent:\n{plan}");
+    assert!(!plan.contains("will keep 8"), "{plan}");
     // A threshold from the flag changes the warning.
     let (_, plan, _) = Run::new().ok(&[
         "plan",
@@ -498,7 +500,7 @@ fn detect_fills_observed_state_with_one_kubectl_call() {
     let calls = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         calls,
-        "--context=production get deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling,resourcequotas -n assistant -o json\n"
+        "--context=production get deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling,resourcequotas -n assistant --show-managed-fields -o json\n"
     );
     golden("prod-detect/plan.yaml", &plan);
     golden("prod-detect/SUMMARY.md", &summary);
