@@ -87,7 +87,14 @@ impl Scenario {
         let ns = format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = cluster.kubeconfig_for(dir.path(), CONTEXT, &ns);
-        let args: &[&str] = if how == "apply" { &["apply", "-f", "-"] } else { &["create", "-f", "-"] };
+        let args: &[&str] = match how {
+            "apply" => &["apply", "-f", "-"],
+            // What Helm 3 does: create (and later update) as field manager `helm`.
+            "helm" => &["create", "--field-manager=helm", "-f", "-"],
+            // Argo CD's server-side sync.
+            "argocd" => &["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"],
+            _ => &["create", "-f", "-"],
+        };
         cluster.kubectl(args, Some(&fixture(&ns)));
         cluster.kubectl(&["-n", &ns, "rollout", "status", "deploy/web", "deploy/api", "--timeout=60s"], None);
         Scenario { cluster, ns, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
@@ -341,6 +348,71 @@ fn an_hpa_without_a_cpu_metric_is_restored_without_one() {
         let now = s.cluster.get(&s.ns, "horizontalpodautoscalers.v2.autoscaling/web");
         assert_eq!(now["spec"]["metrics"], before["spec"]["metrics"]);
         assert_eq!(now["spec"]["maxReplicas"], 9);
+    });
+}
+
+/// Issue 9, item 2: fields owned by Helm or Argo CD are refused before anything is sent (a JSON
+/// patch would never conflict, and their next sync would revert it), naming the owner; with
+/// `--allow-owner` the change goes ahead. Replicas too: `/scale` never conflicts either.
+#[test]
+fn fields_owned_by_helm_or_argo_cd_are_refused_unless_allowed() {
+    each_kubectl(|kubectl| {
+        for (how, allow) in [("helm", "helm"), ("argocd", "argocd")] {
+            let s = Scenario::new(kubectl, how);
+            let before = s.state();
+            let (out, _) = s.execute(&s.plan("execute.yaml"), &[]);
+            assert_eq!(out.code, 3, "{how}: {}", out.context());
+            let manager = if how == "helm" { "helm" } else { "argocd-controller" };
+            assert!(out.stderr.contains(manager), "{how}: the owner is named: {}", out.stderr);
+            assert!(out.stderr.contains("spec.template.spec.containers[app].resources.requests.cpu"), "{}", out.stderr);
+            assert!(out.stderr.contains("spec.replicas"), "replicas are an owned field too: {}", out.stderr);
+            assert!(!out.stderr.contains("--force-conflicts"), "{}", out.stderr);
+            assert!(out.stderr.contains("--allow-owner"), "{}", out.stderr);
+            assert_eq!(s.state(), before, "{how}: a refused plan changes nothing");
+
+            let (allowed, _) = s.execute(&s.plan("execute.yaml"), &[&format!("--allow-owner={allow}")]);
+            assert_eq!(allowed.code, 0, "{how}: {}", allowed.context());
+            assert_eq!(s.state()["deployment/api"]["replicas"], 4);
+        }
+    });
+}
+
+/// Issue 9, item 7: credentials that may patch but not scale are refused before anything
+/// changes, naming the verb and the resource (one `auth can-i --list`).
+#[test]
+fn a_missing_permission_changes_nothing_and_names_the_verb() {
+    each_kubectl(|kubectl| {
+        let s = Scenario::new(kubectl, "create");
+        let role = format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: patch-only, namespace: {ns}}}\n\
+             rules:\n- apiGroups: [apps, autoscaling]\n  resources: [deployments, statefulsets, horizontalpodautoscalers]\n  \
+             verbs: [get, list, patch, create]\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: deployer, namespace: {ns}}}\n\
+             ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: deployer, namespace: {ns}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: patch-only}}\n\
+             subjects: [{{kind: ServiceAccount, name: deployer, namespace: {ns}}}]\n",
+            ns = s.ns
+        );
+        s.cluster.kubectl(&["apply", "-f", "-"], Some(&role));
+        let token = s.cluster.kubectl(&["-n", &s.ns, "create", "token", "deployer"], None);
+        // The scenario's kubeconfig, with the service account's token as its user.
+        let text = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
+        let (users_at, contexts_at) = (text.find("users:").expect("users"), text.find("contexts:").expect("contexts"));
+        assert!(users_at < contexts_at, "{text}");
+        let limited = format!(
+            "{}users:\n- name: infra-scale-admin\n  user:\n    token: {}\n{}",
+            &text[..users_at],
+            token.trim(),
+            &text[contexts_at..]
+        );
+        std::fs::write(&s.kubeconfig, limited).expect("write kubeconfig");
+        let before = s.state();
+        let (out, _) = s.execute(&s.plan("execute.yaml"), &[]);
+        assert_eq!(out.code, 3, "{}", out.context());
+        assert!(out.stderr.contains("update deployments.apps/scale (api)"), "{}", out.stderr);
+        assert!(out.stderr.contains("update statefulsets.apps/scale (db)"), "{}", out.stderr);
+        assert!(!out.stderr.contains("patch deployments.apps"), "patch is granted: {}", out.stderr);
+        assert!(!out.stderr.contains(token.trim()), "the token is never printed");
+        assert_eq!(s.state(), before, "nothing changed");
     });
 }
 

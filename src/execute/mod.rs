@@ -24,6 +24,7 @@ pub mod apply;
 pub mod drift;
 pub mod journal;
 pub mod manifests;
+pub mod owners;
 pub mod permissions;
 pub mod preview;
 pub mod resolve;

@@ -94,11 +94,16 @@ fn base(namespace: &str) -> Vec<String> {
 /// The placeholder of a patch a preview cannot compute (no live read and no observed state).
 pub const PATCH_AT_EXECUTION: &str = "<JSON patch computed from the live object at execution>";
 
-fn patch_invocation(namespace: &str, resource: &str, name: &str, patch: Option<&[serde_json::Value]>) -> Vec<String> {
+fn patch_invocation(
+    namespace: &str,
+    resource: &str,
+    names: &[String],
+    patch: Option<&[serde_json::Value]>,
+) -> Vec<String> {
     let mut args = base(namespace);
+    args.push("patch".into());
+    args.extend(names.iter().map(|n| format!("{resource}/{n}")));
     args.extend([
-        "patch".into(),
-        format!("{resource}/{name}"),
         "--type=json".into(),
         format!("--field-manager={FIELD_MANAGER}"),
         "-p".into(),
@@ -150,7 +155,7 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
             Some(Change::Patch { resource, patch, .. }) => out.push(Invocation {
                 stage: Stage::Hpas,
                 purpose: format!("patching HorizontalPodAutoscaler/{name}"),
-                args: patch_invocation(namespace, &resource, name, patch.as_deref()),
+                args: patch_invocation(namespace, &resource, std::slice::from_ref(name), patch.as_deref()),
                 stdin: None,
                 comment: match op {
                     Op::Hpa { base: HpaBase::Unknown, .. } => {
@@ -187,6 +192,10 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
             }
         }
     }
+    // Objects whose patches are identical (same kind, same container index, same tested and new
+    // values) share one kubectl run, as the scales below share one per (current, desired).
+    type PatchGroup = (WorkloadKind, Option<Vec<serde_json::Value>>, Vec<String>, Vec<usize>, Vec<String>);
+    let mut groups: Vec<PatchGroup> = Vec::new();
     for (kind, name, members) in objects {
         let mut patch: Option<Vec<serde_json::Value>> = Some(Vec::new());
         let mut comments = Vec::new();
@@ -198,10 +207,21 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
                 _ => patch = None,
             }
         }
+        match groups.iter_mut().find(|g| g.0 == kind && g.1.is_some() && g.1 == patch) {
+            Some(g) => {
+                g.2.push(name);
+                g.3.extend(members);
+                g.4.extend(comments);
+            }
+            None => groups.push((kind, patch, vec![name], members, comments)),
+        }
+    }
+    for (kind, patch, names, members, comments) in groups {
+        let objects: Vec<String> = names.iter().map(|n| format!("{kind}/{n}")).collect();
         out.push(Invocation {
             stage: Stage::Resources,
-            purpose: format!("patching the resources of {kind}/{name}"),
-            args: patch_invocation(namespace, kind.qualified_resource(), &name, patch.as_deref()),
+            purpose: format!("patching the resources of {}", objects.join(", ")),
+            args: patch_invocation(namespace, kind.qualified_resource(), &names, patch.as_deref()),
             stdin: None,
             comment: comments.join("; "),
             steps: members,

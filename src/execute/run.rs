@@ -14,7 +14,7 @@ use crate::plan::ScalePlan;
 use super::journal::Summary;
 use super::preview::{self, Stage};
 use super::resolve::{self, Op, Status, Step};
-use super::{Session, apply, drift, permissions, restore, snapshot, wait};
+use super::{Session, apply, drift, owners, permissions, restore, snapshot, wait};
 
 /// How to execute.
 #[derive(Debug, Clone)]
@@ -107,6 +107,23 @@ impl Run<'_> {
             for d in &drift {
                 crate::runner::warning(&format!("drift accepted (--allow-drift): {d}"));
             }
+        }
+
+        // Owners: a field a GitOps tool, Helm or a controller keeps would be reverted by it.
+        let owners = owners::assess(&before, &self.steps, &self.opts.allow_owner);
+        if !owners.refusals.is_empty() {
+            return Err(Error::refused(
+                format!(
+                    "fields this plan changes are owned by a controller that would revert the change:\n  - {}",
+                    owners.refusals.join("\n  - ")
+                ),
+                "nothing was changed; change these values where their owner keeps them (the chart's values, the Git \
+                 repository, the operator's resource), or pass --allow-owner=NAME to change them here anyway (the \
+                 owner's next sync reverts them)",
+            ));
+        }
+        for t in &owners.takeovers {
+            eprintln!("note: taking over {t} (a one-off edit; its other fields keep their owners)");
         }
 
         let invocations = preview::invocations(&self.ns, &self.steps);
