@@ -7,9 +7,12 @@
 //! snapshot  ─ get deployments,statefulsets,horizontalpodautoscalers -n NS -o json
 //! resolve   ─ (pure) container per action, HPA governance, no-ops, manifests
 //! dry run   ─ apply --server-side --dry-run=server -f - (every object, one stream)
+//! admission ─ create --dry-run=server -f - (one Pod per workload whose resources change, one
+//!             stream) + ResourceQuota totals from the snapshot (pure)
 //! apply     ─ delete HPAs (restore plans only) → apply --server-side -f - (one stream) →
 //!             scale --current-replicas=C --replicas=N KIND/NAME… (one per distinct (C, N))
 //! wait      ─ the snapshot call again, once per poll, until every changed workload rolled out
+//!             (+ get events reason=FailedCreate, only on a poll where a StatefulSet stalled)
 //! journal   ─ results.json + restore-plan.yaml; restore automatically on failure when asked
 //! ```
 //!
@@ -18,6 +21,7 @@
 //! them), nothing is read back, and the summary says `"executed": true` with each action
 //! `passed_through`. See [`is_echo`].
 
+pub mod admission;
 pub mod apply;
 pub mod drift;
 pub mod journal;
