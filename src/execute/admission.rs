@@ -135,11 +135,12 @@ pub fn pod(namespace: &str, name: &str, raw: &Value, ops: &[&Op]) -> Value {
 
 /// `kubectl create --dry-run=server -f - -o name`.
 pub fn args(namespace: &str) -> Vec<String> {
-    super::strings(&["create", "--dry-run=server", "-n", namespace, "-f", "-", "-o", "name"])
+    super::strings(&["create", "--dry-run=server", "--validate=false", "-n", namespace, "-f", "-", "-o", "name"])
 }
 
-/// The server's rejections, one per failed document: `(pod name if quoted, message)`.
-fn rejections(stderr: &str) -> Vec<(Option<String>, String)> {
+/// kubectl's errors, one per failed document: `(whether the API server answered, the pod name
+/// if quoted, the message)`.
+fn rejections(stderr: &str) -> Vec<(bool, Option<String>, String)> {
     let mut entries: Vec<String> = Vec::new();
     for line in stderr.lines() {
         let trimmed = line.trim();
@@ -156,6 +157,7 @@ fn rejections(stderr: &str) -> Vec<(Option<String>, String)> {
     entries
         .into_iter()
         .map(|e| {
+            let server = e.starts_with("Error from server");
             let message = match e.find("error when creating \"STDIN\": ") {
                 Some(i) => e[i + "error when creating \"STDIN\": ".len()..].to_string(),
                 None => e.clone(),
@@ -165,7 +167,7 @@ fn rejections(stderr: &str) -> Vec<(Option<String>, String)> {
                 let len = message[start..].find('"')?;
                 Some(message[start..start + len].to_string())
             });
-            (name, message)
+            (server, name, message)
         })
         .collect()
 }
@@ -208,8 +210,13 @@ fn pod_problems(
         );
         return Ok(Vec::new());
     }
+    let rejected = rejections(&stderr);
+    if rejected.is_empty() || rejected.iter().any(|(server, _, _)| !server) {
+        // kubectl itself failed (no server answer to quote): nothing is known about admission.
+        return Err(Error::Failed(anyhow::anyhow!("kubectl failed while {purpose}: {stderr}; nothing was changed")));
+    }
     let mut out = Vec::new();
-    for (pod, message) in rejections(&stderr) {
+    for (_, pod, message) in rejected {
         // A quota's total is judged by `quota_problems`, which counts the pods a rollout replaces.
         if message.contains("exceeded quota:") {
             continue;
@@ -247,8 +254,10 @@ fn extra(measure: QuotaMeasure, w: &capacity::WorkloadCapacity, before_replicas:
     }
 }
 
+/// A quota figure the way the server writes it: CPU in millicores below a whole core (`400m`).
 fn show(measure: QuotaMeasure, nanos: i128) -> String {
     match measure.resource() {
+        Some(Resource::Cpu) if nanos % NANO != 0 && nanos % 1_000_000 == 0 => format!("{}m", nanos / 1_000_000),
         Some(r) => r.display(nanos),
         None => format!("{}", nanos / NANO),
     }
@@ -355,9 +364,12 @@ mod tests {
             Error from server (Invalid): error when creating \"STDIN\": Pod \"big-6ck4s\" is invalid: spec.containers[0].resources.requests: Invalid value";
         let r = rejections(stderr);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].0.as_deref(), Some("web-97nln"));
-        assert!(r[0].1.starts_with("pods \"web-97nln\" is forbidden: maximum cpu usage"), "{}", r[0].1);
-        assert_eq!(r[1].0.as_deref(), Some("big-6ck4s"));
+        assert!(r[0].0 && r[1].0);
+        assert_eq!(r[0].1.as_deref(), Some("web-97nln"));
+        assert!(r[0].2.starts_with("pods \"web-97nln\" is forbidden: maximum cpu usage"), "{}", r[0].2);
+        assert_eq!(r[1].1.as_deref(), Some("big-6ck4s"));
+        let client = rejections("error: error validating \"STDIN\": failed to download openapi");
+        assert!(!client[0].0, "kubectl's own error is not the server's answer");
     }
 
     #[test]

@@ -108,13 +108,16 @@ pub fn note(kind: WorkloadKind, name: &str, namespace: &str, obj: &Value) -> Opt
                 1 => format!("pod {name}-0"),
                 k => format!("pods {name}-0..{name}-{}", k - 1),
             };
+            let updated = match n - p {
+                1 => format!("{name}-{p} is updated"),
+                _ => format!("{name}-{p}..{name}-{} are updated", n - 1),
+            };
             Some(if p >= n {
                 format!("template updated; {pods} (all of them) are below partition {p}: no pod is updated")
             } else {
                 format!(
-                    "template updated; {pods} below partition {p} {} old resources; {name}-{p}..{name}-{} are updated",
+                    "template updated; {pods} below partition {p} {} old resources; {updated}",
                     if kept == 1 { "keeps its" } else { "keep their" },
-                    n - 1
                 )
             })
         }
