@@ -14,14 +14,15 @@
 //!   `hard − used` for requests/limits of CPU and memory and for `pods`. The per-pod figures are
 //!   [`crate::capacity`]'s (init containers, native sidecars, limit-as-request defaulting).
 //!   A quota's own "exceeded quota" rejection of the single dry-run pod is left to these totals:
-//!   the pod is counted on top of the pods it replaces, the totals are not.
+//!   the pod is counted on top of the pods it replaces, the totals are not. Restore plans only
+//!   warn about totals (see [`check`]).
 
 use serde_json::{Map, Value, json};
 
 use crate::capacity::{self, Amount, NANO, QuotaMeasure};
 use crate::error::Error;
 use crate::kubectl::KubectlError;
-use crate::plan::{Observed, ResourceList, ScalePlan, WorkloadKind};
+use crate::plan::{Action, Observed, ResourceList, ScalePlan, WorkloadKind};
 use crate::quantity::{Quantity, Resource};
 
 use super::Session;
@@ -75,6 +76,13 @@ pub fn check(
 ) -> Result<(), Error> {
     let changes = changes(steps);
     let mut problems = quota_problems(plan, before, &changes);
+    // A restore plan goes back to values that ran before; refusing it on totals would keep the
+    // failed change in place (its stuck surge pods fill the quota), so a misfit is only a warning.
+    if plan.actions.iter().any(|a| matches!(a, Action::RestoreResources(_))) {
+        for p in problems.drain(..) {
+            crate::runner::warning(&format!("the restore may not fit the namespace's quota: {p}"));
+        }
+    }
     problems.extend(pod_problems(session, namespace, before, &changes)?);
     if problems.is_empty() {
         return Ok(());

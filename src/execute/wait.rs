@@ -495,6 +495,47 @@ mod tests {
         assert!(all.contains("no pod is updated"), "{all}");
     }
 
+    fn step(index: usize, op: Op) -> Step {
+        Step {
+            index,
+            action: "update_resources",
+            object: "Deployment/web".into(),
+            status: Status::Applied,
+            container: None,
+            reason: None,
+            before: None,
+            desired: Value::Null,
+            after: None,
+            duration_ms: 0,
+            op: Some(op),
+        }
+    }
+
+    #[test]
+    fn a_deadline_exceeded_before_execution_is_told_once_and_kept_for_the_wait() {
+        let raw = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2, "paused": true},
+            "status": {"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"web-1\" has timed out progressing."}]}});
+        let before = Snapshot { state: crate::observed::ClusterState::default(), items: vec![raw] };
+        let resources = Op::Resources {
+            kind: WorkloadKind::Deployment,
+            name: "web".into(),
+            container: Some("app".into()),
+            init: false,
+            requests: Default::default(),
+            limits: Default::default(),
+        };
+        let scale = Op::Scale { kind: WorkloadKind::Deployment, name: "web".into(), current: Some(2), to: 3 };
+        let (targets, notes) = targets("ns", &before, &[step(0, resources), step(1, scale)]);
+        assert_eq!(targets.len(), 1);
+        assert!(targets[0].template && targets[0].scale);
+        assert!(targets[0].failing_before.as_deref().is_some_and(|m| m.contains("timed out")));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].0, 0);
+        assert!(notes[0].2.starts_with("template updated; Deployment is paused"), "{}", notes[0].2);
+        assert!(notes[0].2.contains("had already exceeded its progress deadline before execution"), "{}", notes[0].2);
+    }
+
     #[test]
     fn failed_create_events_before_the_change_are_ignored() {
         let events = json!({"items": [
