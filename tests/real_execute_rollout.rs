@@ -99,7 +99,10 @@ impl Scenario {
         args.extend_from_slice(extra);
         let started = Instant::now();
         let (out, dir) = execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, &path, &args);
-        (out, dir, started.elapsed())
+        let took = started.elapsed();
+        // Shown with --nocapture: the figures quoted in the notes.
+        eprintln!("{} run {}: exit {} in {took:?}\n{}", self.ns, self.runs.get(), out.code, out.stderr);
+        (out, dir, took)
     }
 
     /// Each pod's name → its first container's resources, as the server has them.
@@ -370,11 +373,61 @@ fn a_statefulset_whose_pods_cannot_be_created_fails_the_wait_with_the_event() {
     let (out, _, took) = s.execute(&scale("StatefulSet", "db", 3), &[]);
     assert_eq!(out.code, 4, "{}", out.context());
     assert!(took < Duration::from_secs(25), "the wait stopped at the failure, not the timeout: {took:?}");
-    for w in [
-        "StatefulSet/db: the StatefulSet controller cannot create pods (FailedCreate): create Pod db-2 in StatefulSet db failed error: pods \"db-2\" is forbidden: exceeded quota: count",
-    ] {
-        assert!(out.stderr.contains(w), "missing `{w}`:\n{}", out.context());
-    }
+    let w = "StatefulSet/db: the StatefulSet controller cannot create pods (FailedCreate): create Pod db-2 in \
+             StatefulSet db failed error: pods \"db-2\" is forbidden: exceeded quota: count, requested: count/pods=1, \
+             used: count/pods=2, limited: count/pods=2";
+    assert!(out.stderr.contains(w), "missing `{w}`:\n{}", out.context());
     assert_eq!(s.get("statefulset/db")["spec"]["replicas"], 3);
     assert_eq!(s.pods().len(), 2, "db-2 was never created");
+}
+
+/// Credentials that may change workloads but not create pods: the admission check cannot run, says
+/// so once, and the execution goes on (the server's RBAC denial is not a policy refusal).
+#[test]
+fn credentials_that_may_not_create_pods_get_one_warning_and_the_change_runs() {
+    let rbac = r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: limited, namespace: '{ns}'}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: limited, namespace: '{ns}'}
+rules:
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, deployments/scale, statefulsets/scale]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [resourcequotas, events]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: limited, namespace: '{ns}'}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: limited}
+subjects:
+- {kind: ServiceAccount, name: limited, namespace: '{ns}'}
+---
+"#;
+    let s = Scenario::new(&format!("{rbac}{}", deployment("", 1)), &["deployment/web"]);
+    let token = s.kubectl(&["create", "token", "limited", "--duration=10m"]);
+    let admin = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
+    let mut limited = String::new();
+    for line in admin.lines() {
+        if line.trim_start().starts_with("client-certificate:") {
+            limited.push_str(&format!("    token: {}\n", token.trim()));
+        } else if !line.trim_start().starts_with("client-key:") {
+            limited.push_str(line);
+            limited.push('\n');
+        }
+    }
+    std::fs::write(&s.kubeconfig, limited).expect("write the limited kubeconfig");
+
+    let (out, _, _) = s.execute(&resources("Deployment", "web", "app", "cpu: 300m, memory: 256Mi", ""), &[]);
+    assert_eq!(out.code, 0, "{}", out.context());
+    let warning = "pod admission (LimitRange, PodSecurity, per-pod quota rules) could not be checked before the change";
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.context());
+    assert_eq!(s.template("deployment/web")["requests"]["cpu"], "300m");
 }
