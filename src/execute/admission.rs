@@ -314,10 +314,6 @@ fn quota_problems(plan: &ScalePlan, before: &Snapshot, changes: &[Change<'_>]) -
         }
         for (key, hard_text) in &quota.hard {
             let Some(measure) = QuotaMeasure::for_key(key) else { continue };
-            if measure == QuotaMeasure::Pods && !changes.iter().any(|c| c.scale_to.is_some() || !c.resources.is_empty())
-            {
-                continue;
-            }
             let parse = |t: Option<&String>| t.and_then(|t| Quantity::parse(t).ok()).map(|q| q.nanos());
             let (Some(hard), Some(used)) = (parse(Some(hard_text)), parse(quota.used.get(key)).or(Some(0))) else {
                 continue;

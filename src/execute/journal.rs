@@ -215,3 +215,41 @@ impl Summary {
 fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default().replace('"', "").replace('|', "\\|")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: usize, object: &str) -> Step {
+        Step {
+            index,
+            action: "update_resources",
+            object: object.into(),
+            status: Status::Applied,
+            container: Some("app".into()),
+            reason: None,
+            before: None,
+            desired: Value::Null,
+            after: None,
+            duration_ms: 1,
+            op: None,
+        }
+    }
+
+    #[test]
+    fn a_note_is_serialized_on_its_result_only_and_listed_in_the_markdown() {
+        let mut s = Summary::new(true, "ns", "ctx");
+        s.results = vec![step(0, "Deployment/web"), step(1, "StatefulSet/db")];
+        s.notes.insert(1, "template updated; updateStrategy OnDelete: running pods keep".into());
+        let v: Value = serde_json::from_str(&s.to_json()).expect("JSON");
+        assert!(v["results"][0].get("note").is_none(), "{v}");
+        assert_eq!(v["results"][1]["note"], "template updated; updateStrategy OnDelete: running pods keep");
+        assert_eq!(v["results"][1]["object"], "StatefulSet/db");
+        assert!(v.get("notes").is_none() && v.get("drift").is_none(), "{v}");
+        let keys: Vec<&String> = v.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+        assert!(keys.contains(&&"results".to_string()) && keys.contains(&&"ok".to_string()));
+        let text = s.to_json();
+        assert!(text.find("\"changed\"").is_none() && text.find("\"ok\"") < text.find("\"results\""));
+        assert!(s.markdown().contains("\nNotes:\n- StatefulSet/db: template updated; updateStrategy OnDelete"));
+    }
+}
