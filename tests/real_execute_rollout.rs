@@ -431,3 +431,19 @@ subjects:
     assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.context());
     assert_eq!(s.template("deployment/web")["requests"]["cpu"], "300m");
 }
+
+/// A StatefulSet at a full `pods` quota replaces its pods one at a time: the single dry-run pod is
+/// over the quota ("exceeded quota: pods"), the change is not, and it runs.
+#[test]
+fn a_statefulset_at_a_full_pods_quota_still_rolls() {
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: pods, namespace: '{ns}'}\nspec:\n  hard: {pods: \"2\"}\n---\n";
+    let s = Scenario::new(&format!("{quota}{}", statefulset("", 2)), &["statefulset/db"]);
+    s.quota_used("pods", "pods", "2");
+    let (out, _, _) = s.execute(&resources("StatefulSet", "db", "db", "cpu: 300m, memory: 256Mi", ""), &[]);
+    assert_eq!(out.code, 0, "{}", out.context());
+    let pods = s.pods();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    for (name, r) in pods {
+        assert_eq!(r["requests"]["cpu"], "300m", "pod {name} was replaced with the new resources");
+    }
+}

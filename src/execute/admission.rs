@@ -280,7 +280,7 @@ fn quota_problems(plan: &ScalePlan, before: &Snapshot, changes: &[Change<'_>]) -
     let mut against_live = plan.clone();
     against_live.observed = Some(Observed { workloads: live.workloads.clone(), quotas: Vec::new() });
     let computed = capacity::compute(&against_live);
-    // (workload, replicas now, pods at the peak of the change, its capacity)
+    // (change, replicas now, replicas after, surge pods, capacity figures)
     let mut rows = Vec::new();
     for c in changes {
         let (Some(w), Some(obs)) =
