@@ -447,3 +447,36 @@ fn a_statefulset_at_a_full_pods_quota_still_rolls() {
         assert_eq!(r["requests"]["cpu"], "300m", "pod {name} was replaced with the new resources");
     }
 }
+
+/// A Deployment whose pods cannot be scheduled (no node matches) and whose progress deadline is 1 s
+/// is at ProgressDeadlineExceeded before execution: the note says so, and the wait fails on the
+/// deadline saying it had already passed before the change.
+#[test]
+fn a_deployment_already_past_its_progress_deadline_is_said_so() {
+    let spec = "  progressDeadlineSeconds: 1\n";
+    let manifest = deployment(spec, 1).replace(
+        "    spec:\n      containers:",
+        "    spec:\n      nodeSelector: {nowhere: \"true\"}\n      containers:",
+    );
+    let s = Scenario::new(&manifest, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get("deployment/web")["status"]["conditions"]
+        .as_array()
+        .is_none_or(|cs| !cs.iter().any(|c| c["reason"] == "ProgressDeadlineExceeded"))
+    {
+        assert!(Instant::now() < deadline, "never reached ProgressDeadlineExceeded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (out, dir, _) = s.execute(&resources("Deployment", "web", "app", "cpu: 300m, memory: 256Mi", ""), &[]);
+    assert_eq!(out.code, 4, "{}", out.context());
+    let note =
+        "had already exceeded its progress deadline before execution (ProgressDeadlineExceeded: ReplicaSet \"web-";
+    assert!(out.stderr.contains(&format!("note: Deployment/web: {note}")), "{}", out.context());
+    assert!(results_json(&dir)["results"][0]["note"].as_str().unwrap_or("").starts_with(note));
+    assert!(
+        out.stderr.contains("; it had already exceeded its progress deadline before execution"),
+        "{}",
+        out.context()
+    );
+    assert_eq!(s.template("deployment/web")["requests"]["cpu"], "300m");
+}
