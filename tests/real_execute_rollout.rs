@@ -480,3 +480,25 @@ fn a_deployment_already_past_its_progress_deadline_is_said_so() {
     );
     assert_eq!(s.template("deployment/web")["requests"]["cpu"], "300m");
 }
+
+/// A StatefulSet with volumeClaimTemplates: its containers mount volumes that only the controller
+/// adds to its pods. The dry-run pod carries them too, so the server judges the LimitRange, not a
+/// missing volume (`volumeMounts[0].name: Not found`).
+#[test]
+fn a_statefulset_with_volume_claims_is_judged_on_its_resources() {
+    let lr = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: caps, namespace: '{ns}'}\nspec:\n  limits:\n  - type: Container\n    max: {cpu: 500m}\n---\n";
+    let sts = statefulset("", 1).replace(
+        "resources: {requests: {cpu: 200m, memory: 128Mi}}}",
+        "resources: {requests: {cpu: 200m, memory: 128Mi}}, volumeMounts: [{name: data, mountPath: /data}]}",
+    ) + "  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n";
+    // The claim is never bound (no storage on kwok): the pod stays Pending, nothing is waited for.
+    let s = Scenario::new(&format!("{lr}{sts}"), &[]);
+    let (out, dir, _) = s.execute(&resources("StatefulSet", "db", "db", "", "cpu: \"1\""), &[]);
+    assert_eq!(out.code, 3, "{}", out.context());
+    let words = "StatefulSet/db: the API server would not admit its pods with the planned resources: pods \"db-";
+    assert!(out.stderr.contains(words), "{}", out.context());
+    assert!(out.stderr.contains("maximum cpu usage per Container is 500m, but limit is 1"), "{}", out.context());
+    assert!(!out.stderr.contains("volumeMounts"), "{}", out.context());
+    assert!(s.template("statefulset/db").get("limits").is_none(), "nothing was changed");
+    assert!(!dir.join("restore-plan.yaml").exists());
+}

@@ -111,6 +111,19 @@ pub fn pod(namespace: &str, name: &str, raw: &Value, ops: &[&Op]) -> Value {
     let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
     if let Some(obj) = spec.as_object_mut() {
         obj.remove("nodeName");
+        // The StatefulSet controller adds one volume per volumeClaimTemplate (claim NAME-STS-ORDINAL);
+        // without them the containers' volumeMounts name volumes that do not exist.
+        let claims = raw.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array);
+        let sts = raw.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(name);
+        for claim in claims.into_iter().flatten() {
+            let Some(volume) = claim.pointer("/metadata/name").and_then(Value::as_str) else { continue };
+            let volumes = obj.entry("volumes").or_insert_with(|| json!([]));
+            if let Value::Array(list) = volumes
+                && !list.iter().any(|v| v.get("name").and_then(Value::as_str) == Some(volume))
+            {
+                list.push(json!({"name": volume, "persistentVolumeClaim": {"claimName": format!("{volume}-{sts}-0")}}));
+            }
+        }
     }
     for op in ops {
         let Op::Resources { container: Some(container), init, requests, limits, .. } = op else { continue };
@@ -146,6 +159,12 @@ pub fn args(namespace: &str) -> Vec<String> {
     super::strings(&["create", "--dry-run=server", "--validate=false", "-n", namespace, "-f", "-", "-o", "name"])
 }
 
+/// Whether a kubectl error line is the API server's answer: `Error from server (Reason): …`, or
+/// kubectl's form of an Invalid status, `The Pod "web-x" is invalid: …`.
+fn server_answer(line: &str) -> bool {
+    line.starts_with("Error from server") || (line.starts_with("The ") && line.contains(" is invalid:"))
+}
+
 /// kubectl's errors, one per failed document: `(whether the API server answered, the pod name
 /// if quoted, the message)`.
 fn rejections(stderr: &str) -> Vec<(bool, Option<String>, String)> {
@@ -155,7 +174,7 @@ fn rejections(stderr: &str) -> Vec<(bool, Option<String>, String)> {
         if trimmed.is_empty() || trimmed.starts_with("Warning:") || trimmed.starts_with("WARNING:") {
             continue;
         }
-        if trimmed.starts_with("Error from server") || trimmed.starts_with("error:") || entries.is_empty() {
+        if server_answer(trimmed) || trimmed.starts_with("error:") || entries.is_empty() {
             entries.push(trimmed.to_string());
         } else if let Some(last) = entries.last_mut() {
             last.push('\n');
@@ -165,7 +184,7 @@ fn rejections(stderr: &str) -> Vec<(bool, Option<String>, String)> {
     entries
         .into_iter()
         .map(|e| {
-            let server = e.starts_with("Error from server");
+            let server = server_answer(&e);
             let message = match e.find("error when creating \"STDIN\": ") {
                 Some(i) => e[i + "error when creating \"STDIN\": ".len()..].to_string(),
                 None => e.clone(),
@@ -372,6 +391,11 @@ mod tests {
         assert_eq!(r[0].1.as_deref(), Some("web-97nln"));
         assert!(r[0].2.starts_with("pods \"web-97nln\" is forbidden: maximum cpu usage"), "{}", r[0].2);
         assert_eq!(r[1].1.as_deref(), Some("big-6ck4s"));
+        let invalid = rejections("The Pod \"db-vpnfp\" is invalid: \n* spec.a: Required value\n* spec.b: Invalid");
+        assert_eq!(invalid.len(), 1);
+        assert!(invalid[0].0, "an Invalid status is the server's answer");
+        assert_eq!(invalid[0].1.as_deref(), Some("db-vpnfp"));
+        assert!(invalid[0].2.ends_with("* spec.b: Invalid"), "{}", invalid[0].2);
         let client = rejections("error: error validating \"STDIN\": failed to download openapi");
         assert!(!client[0].0, "kubectl's own error is not the server's answer");
     }
