@@ -237,6 +237,15 @@ fn pod_problems(
         );
         return Ok(Vec::new());
     }
+    // A webhook declaring side effects refuses every dry run (`admission webhook "x" does not
+    // support dry run`): it cannot be asked, so it is not a refusal of the plan.
+    if stderr.contains("does not support dry run") {
+        crate::runner::warning(&format!(
+            "pod admission could not be fully checked before the change: an admission webhook refuses dry runs: {}",
+            stderr.lines().find(|l| l.contains("does not support dry run")).unwrap_or_default().trim()
+        ));
+        return Ok(Vec::new());
+    }
     let rejected = rejections(&stderr);
     if rejected.is_empty() || rejected.iter().any(|(server, _, _)| !server) {
         // kubectl itself failed (no server answer to quote): nothing is known about admission.
