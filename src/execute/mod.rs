@@ -7,9 +7,12 @@
 //! snapshot  ─ get deployments,statefulsets,horizontalpodautoscalers -n NS --show-managed-fields -o json
 //! resolve   ─ (pure) container per action, HPA governance, no-ops, owners, JSON patches
 //! dry run   ─ every change below with --dry-run=server (4 at a time)
+//! admission ─ create --dry-run=server -f - (one Pod per workload whose resources change, one
+//!             stream) + ResourceQuota totals from the snapshot (pure)
 //! change    ─ delete HPAs (restore plans only) → create/patch HPAs → patch resources (one run
 //!             per object) → scale --current-replicas=C --replicas=N KIND/NAME… (one per (C, N))
 //! wait      ─ the snapshot call again, once per poll, until every changed workload rolled out
+//!             (+ get events reason=FailedCreate, only on a poll where a StatefulSet stalled)
 //! journal   ─ results.json + restore-plan.yaml; restore automatically on failure when asked
 //! ```
 //! Changes are JSON patches under field manager `infra-scale` (see [`manifests`]): infra-scale
@@ -20,6 +23,7 @@
 //! them), nothing is read back, and the summary says `"executed": true` with each action
 //! `passed_through`. See [`is_echo`].
 
+pub mod admission;
 pub mod apply;
 pub mod drift;
 pub mod journal;

@@ -13,8 +13,8 @@ use crate::plan::ScalePlan;
 
 use super::journal::Summary;
 use super::preview::{self, Stage};
-use super::resolve::{self, Op, Status, Step};
-use super::{Session, apply, drift, owners, permissions, restore, snapshot, wait};
+use super::resolve::{self, Status, Step};
+use super::{Session, admission, apply, drift, owners, permissions, restore, snapshot, wait};
 
 /// How to execute.
 #[derive(Debug, Clone)]
@@ -148,6 +148,9 @@ impl Run<'_> {
             return Err(apply::dry_run_error(rejected));
         }
 
+        // Pod admission and quota totals for the planned pods (a dry run of the workloads admits no pods).
+        admission::check(self.session, &self.ns, self.plan, &before, &self.steps)?;
+
         // The restore plan exists before the first change.
         let restore_plan =
             restore::build(self.plan, &self.opts.context, &before.state, &self.steps, &self.opts.created_at);
@@ -190,14 +193,12 @@ impl Run<'_> {
             }
         }
 
-        // 5. Wait for every workload whose template or replicas changed.
-        let mut targets = Vec::new();
-        for s in self.steps.iter().filter(|s| s.status == Status::Applied) {
-            if let Some(Op::Resources { kind, name, .. } | Op::Scale { kind, name, .. }) = &s.op
-                && !targets.contains(&(*kind, name.clone()))
-            {
-                targets.push((*kind, name.clone()));
-            }
+        // 5. Wait for every workload whose template or replicas changed, for what its controller
+        // will do (a paused Deployment or an OnDelete StatefulSet does not roll its pods).
+        let (targets, notes) = wait::targets(&self.ns, &before, &self.steps);
+        for (index, object, note) in notes {
+            eprintln!("note: {object}: {note}");
+            summary.notes.insert(index, note);
         }
         let mut after: Option<ClusterState> = None;
         if failure.is_none() && !targets.is_empty() {

@@ -1,5 +1,6 @@
 //! The live state of the plan's namespace, read with ONE kubectl call: every Deployment,
-//! StatefulSet and HorizontalPodAutoscaler (HPAs are matched to workloads by scaleTargetRef, R16).
+//! StatefulSet, HorizontalPodAutoscaler (HPAs are matched to workloads by scaleTargetRef, R16) and
+//! ResourceQuota (`status.hard`/`status.used`, for the admission check's quota totals).
 //! The same call is the rollout poll and the final read, so the raw items are kept for status.
 
 use serde_json::Value;
@@ -11,7 +12,7 @@ use crate::plan::WorkloadKind;
 use super::Session;
 
 /// The resource types read (fully qualified so that no other group's `deployments` is meant).
-pub const TYPES: &str = "deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling";
+pub const TYPES: &str = "deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling,resourcequotas";
 
 /// One read of the namespace.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ impl Snapshot {
     }
 }
 
-/// `kubectl get deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling -n NS -o json`,
+/// `kubectl get deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling,resourcequotas -n NS -o json`,
 /// with `--show-managed-fields` when the owners of the fields are needed (the snapshot before a
 /// change; not the rollout polls).
 pub fn args(namespace: &str, owners: bool) -> Vec<String> {

@@ -47,6 +47,18 @@ pub static TYPES: &[ResourceType] = &[
         verbs: ALL_VERBS,
         storage: "resourcequotas",
     },
+    // Pods: only a dry-run create is served (infra-scale's admission check), answered as admitted.
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        subresources: &[],
+        verbs: &["create"],
+        storage: "pods",
+    },
     ResourceType {
         group: "",
         version: "v1",

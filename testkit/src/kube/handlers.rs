@@ -284,6 +284,19 @@ pub fn create(shared: &Arc<Shared>, req: &Req, t: &'static ResourceType, ns: &st
         };
         return Ok(Reply::Json(201, reply));
     }
+    if t.kind == "Pod" {
+        // The fake runs no admission: a dry-run Pod is admitted as sent, with a generated name.
+        if !req.dry_run() {
+            return Err(ApiError::new(405, "the fake API server only dry-runs pods"));
+        }
+        let mut pod = body.clone();
+        if pod["metadata"]["name"].as_str().unwrap_or("").is_empty() {
+            let prefix = pod["metadata"]["generateName"].as_str().unwrap_or("pod-").to_string();
+            pod["metadata"]["name"] = json!(format!("{prefix}fake0"));
+        }
+        pod["metadata"]["namespace"] = json!(ns);
+        return Ok(Reply::Json(201, pod));
+    }
     let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
     if name.is_empty() {
         return Err(ApiError::invalid(
