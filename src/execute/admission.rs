@@ -429,6 +429,7 @@ mod tests {
             init: false,
             requests: ResourceList { cpu: Quantity::parse("300m").ok(), memory: Quantity::parse("1Gi").ok() },
             limits: ResourceList { cpu: Quantity::parse("1").ok(), memory: None },
+            slot: None,
         };
         let p = pod("ns", "web", &raw, &[&op]);
         assert_eq!(p["metadata"], json!({"generateName": "web-", "namespace": "ns", "labels": {"app": "web"}}));

@@ -524,6 +524,7 @@ mod tests {
             init: false,
             requests: Default::default(),
             limits: Default::default(),
+            slot: None,
         };
         let scale = Op::Scale { kind: WorkloadKind::Deployment, name: "web".into(), current: Some(2), to: 3 };
         let (targets, notes) = targets("ns", &before, &[step(0, resources), step(1, scale)]);
