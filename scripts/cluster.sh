@@ -39,7 +39,9 @@ build() {
   flock 8
   built && { exec 8>&-; return 0; }
   command -v go >/dev/null || die "go is required to build the control plane"
-  export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+  # GOFLAGS from the environment or go env (e.g. -buildvcs=false) are kept, -mod=readonly added.
+  GOFLAGS="$(go env GOFLAGS) -mod=readonly"
+  export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS
   local tmp="$BIN.tmp.$$" start=$SECONDS
   mkdir -p "$tmp"
   local ldf="-s -w" p minor=${K8S_VERSION#v1.}
