@@ -2,7 +2,8 @@
 # A real Kubernetes control plane on loopback for tests and benchmarks, built only from Go modules
 # pinned in testkit/cluster/{k8s,etcd,kwok} (go.mod + go.sum):
 #   etcd 3.6, kube-apiserver, kube-controller-manager (all default controllers), kube-scheduler
-#   (k8s.io/kubernetes v1.34.4, version-stamped) and kwok (one simulated Node; pods become Ready).
+#   (k8s.io/kubernetes v1.34.4, version-stamped) and kwok (one simulated Node with room for 2,000
+#   pods, 1,000 CPUs and 4 TiB; pods become Ready).
 # No metrics-server runs: the HPA controller still clamps replicas to [min, max], its metric
 # branch reports FailedGetResourceMetric / ScalingActive=False.
 #
@@ -10,7 +11,7 @@
 #   scripts/cluster.sh up DIR     start everything; last line of output: KUBECONFIG=DIR/kubeconfig
 #   scripts/cluster.sh down DIR   stop exactly the processes `up DIR` started
 # With INFRA_SCALE_CLUSTER_OWNER_PID set, `up` leaves a watcher that runs `down` once that process
-# has exited (the Rust tests use this: one control plane per test binary).
+# has exited and removes DIR (the Rust tests use this: one control plane per test binary).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 K8S_VERSION=v1.34.4
@@ -25,12 +26,22 @@ BIN="${XDG_CACHE_HOME:-$HOME/.cache}/infra-scale/control-plane/$KEY"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
+built() {
+  local b
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do [ -x "$BIN/$b" ] || return 1; done
+}
+
 build() {
-  local bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok) missing=0 b
-  for b in "${bins[@]}"; do [ -x "$BIN/$b" ] || missing=1; done
-  [ "$missing" = 0 ] && return 0
+  built && return 0
+  # One build at a time (test binaries or CI jobs starting together wait for the first one).
+  mkdir -p "$(dirname "$BIN")"
+  exec 8>"$BIN.lock"
+  flock 8
+  built && { exec 8>&-; return 0; }
   command -v go >/dev/null || die "go is required to build the control plane"
-  export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+  # GOFLAGS from the environment or go env (e.g. -buildvcs=false) are kept, -mod=readonly added.
+  GOFLAGS="$(go env GOFLAGS) -mod=readonly"
+  export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS
   local tmp="$BIN.tmp.$$" start=$SECONDS
   mkdir -p "$tmp"
   local ldf="-s -w" p minor=${K8S_VERSION#v1.}
@@ -50,6 +61,7 @@ build() {
     sigs.k8s.io/kwok/cmd/kwok) || die "building kwok failed"
   "$tmp/kube-apiserver" --version | grep -qx "Kubernetes $K8S_VERSION" || die "kube-apiserver is not stamped $K8S_VERSION"
   rm -rf "$BIN" && mv "$tmp" "$BIN"
+  exec 8>&-
   echo "cluster.sh: built in $((SECONDS - start))s" >&2
 }
 
@@ -115,6 +127,17 @@ up() {
   mkdir -p "$DIR/logs"
   [ -s "$DIR/pids" ] && die "$DIR already has a running control plane (cluster.sh down $DIR)"
   : >"$DIR/pids"
+  if [ -n "${INFRA_SCALE_CLUSTER_OWNER_PID:-}" ]; then
+    # Tests: stop everything and remove DIR when the owning process exits, however it exits
+    # (also when `up` itself fails or is killed half-way).
+    local owner=$INFRA_SCALE_CLUSTER_OWNER_PID
+    (
+      trap '' HUP
+      while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
+      bash "$ROOT/scripts/cluster.sh" down "$DIR"
+      rm -rf "$DIR"
+    ) </dev/null >/dev/null 2>&1 &
+  fi
   local shm=/dev/shm
   [ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
   local data
@@ -175,22 +198,12 @@ metadata:
   annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
   labels: {kubernetes.io/os: linux, kubernetes.io/arch: amd64, kubernetes.io/hostname: kwok-node-0, type: kwok}
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "1000"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "1000"}
+  allocatable: {cpu: "1000", memory: 4Ti, pods: "2000"}
+  capacity: {cpu: "1000", memory: 4Ti, pods: "2000"}
 EOF
   wait_for kwok 60 kc wait --for=condition=Ready node/kwok-node-0 --timeout=1s
   wait_for kube-controller-manager 60 kc -n default get serviceaccount default
   alive kube-scheduler || fail kube-scheduler
-  if [ -n "${INFRA_SCALE_CLUSTER_OWNER_PID:-}" ]; then
-    # Tests: stop everything when the owning process exits, however it exits.
-    local owner=$INFRA_SCALE_CLUSTER_OWNER_PID
-    (
-      trap '' HUP
-      while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
-      bash "$ROOT/scripts/cluster.sh" down "$DIR"
-      rm -rf "$DIR"
-    ) </dev/null >/dev/null 2>&1 &
-  fi
   echo "KUBECONFIG=$DIR/kubeconfig"
 }
 

@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup show active-toolchain >/dev/null   # installs the pinned toolchain from rust-toolchain.toml
 command -v kubectl >/dev/null || { echo "error: kubectl is required by the executor tests (apt install kubectl)" >&2; exit 1; }
-if [ "${INFRA_SCALE_REAL_CLUSTER:-}" = 1 ]; then
-  # Opt-in: tests/real_cluster.rs against a real control plane (scripts/cluster.sh; needs Go).
-  scripts/cluster.sh build
-fi
+command -v go >/dev/null || { echo "error: go (1.26) is required to build the real control plane the tests run against (scripts/cluster.sh build)" >&2; exit 1; }
+# The real control plane of tests/real_cluster.rs: built once, cached by version outside the tree
+# (a no-op when cached); each test binary that needs it starts its own with scripts/cluster.sh up.
+scripts/cluster.sh build
 cargo test --workspace --locked "$@"

@@ -1,7 +1,8 @@
 //! `infra-scale apply --execute` with real kubectl against the real control plane of
 //! `scripts/cluster.sh` (kube-apiserver v1.34.4 with its controllers, kwok nodes), one namespace
-//! per scenario and kubectl version. Opt-in: set `INFRA_SCALE_REAL_CLUSTER=1` (scripts/test.sh
-//! `--real-cluster` does); without it every test here returns at once with a note.
+//! per scenario and kubectl version. Part of the default suite: the first test starts the control
+//! plane (`scripts/cluster.sh up`, which builds it if it is not cached yet; `scripts/test.sh`
+//! builds it before `cargo test`).
 
 mod apply_support;
 
@@ -11,14 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use apply_support::{CONTEXT, NS, Out, execute_in, kubectls, plan};
 use serde_json::{Value, json};
 use testkit::cluster::RealCluster;
-
-fn enabled() -> bool {
-    let on = std::env::var_os("INFRA_SCALE_REAL_CLUSTER").is_some_and(|v| v == "1");
-    if !on {
-        eprintln!("note: real-cluster tests skipped (set INFRA_SCALE_REAL_CLUSTER=1)");
-    }
-    on
-}
 
 /// The execution fixture of `apply_support::Cluster`, as manifests.
 fn fixture(ns: &str) -> String {
@@ -150,9 +143,6 @@ impl Drop for Scenario {
 }
 
 fn each_kubectl(scenario: impl Fn(&Path)) {
-    if !enabled() {
-        return;
-    }
     for kubectl in kubectls() {
         eprintln!("kubectl: {}", kubectl.display());
         scenario(&kubectl);

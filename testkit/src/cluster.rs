@@ -18,30 +18,61 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 impl RealCluster {
-    /// The shared control plane; the first call builds (if needed) and starts it.
+    /// The shared control plane; the first call builds (if needed) and starts it. If that fails,
+    /// this and every later call in the test binary panics with `cluster.sh`'s own words: the
+    /// component that failed and the end of its log (no second attempt per test).
     pub fn shared() -> &'static RealCluster {
-        static CLUSTER: OnceLock<RealCluster> = OnceLock::new();
-        CLUSTER.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("infra-scale-cluster-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("cluster dir");
-            let out = Command::new("bash")
-                .arg(repo_root().join("scripts/cluster.sh"))
-                .arg("up")
-                .arg(&dir)
-                .env("INFRA_SCALE_CLUSTER_OWNER_PID", std::process::id().to_string())
-                .output()
-                .expect("run scripts/cluster.sh");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "scripts/cluster.sh up failed:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let last = stdout.lines().last().unwrap_or("");
-            let kubeconfig = PathBuf::from(last.strip_prefix("KUBECONFIG=").expect("KUBECONFIG= as last line"));
-            RealCluster { kubeconfig, dir }
-        })
+        static CLUSTER: OnceLock<Result<RealCluster, String>> = OnceLock::new();
+        match CLUSTER.get_or_init(RealCluster::start) {
+            Ok(cluster) => cluster,
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    /// `scripts/cluster.sh up` into a directory of this test binary's own (its PID: binaries
+    /// running at once never share one); the watcher it leaves stops the control plane and
+    /// removes the directory when this process exits, also when `up` failed.
+    fn start() -> Result<RealCluster, String> {
+        let dir = std::env::temp_dir().join(format!("infra-scale-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let script = repo_root().join("scripts/cluster.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .arg(&dir)
+            .env("INFRA_SCALE_CLUSTER_OWNER_PID", std::process::id().to_string())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run bash {}: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!(
+                "the real control plane did not start: `scripts/cluster.sh up {}` exited with {}\n{}{}",
+                dir.display(),
+                out.status,
+                tail(&stderr, 60),
+                tail(&stdout, 10)
+            ));
+        }
+        let kubeconfig = stdout
+            .lines()
+            .last()
+            .and_then(|l| l.strip_prefix("KUBECONFIG="))
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("scripts/cluster.sh up printed no KUBECONFIG= last line:\n{stdout}{stderr}"))?;
+        Ok(RealCluster { kubeconfig, dir })
     }
 
     /// Writes a kubeconfig for this cluster whose only context is `context` with default
