@@ -135,7 +135,9 @@ impl OwnerClass {
             "kubectl" => OwnerClass::OneOff,
             "helm" => OwnerClass::Helm,
             "helm-controller" | "kustomize-controller" => OwnerClass::Flux,
-            _ if m.starts_with("kubectl-") => OwnerClass::OneOff,
+            // `kubectl scale` and other commands without `--field-manager` are recorded under the
+            // client's user agent, i.e. kubectl's file name: `kubectl`, `kubectl.1.33`, `kubectl.exe`.
+            _ if m.starts_with("kubectl-") || m.starts_with("kubectl.") => OwnerClass::OneOff,
             _ if m.starts_with("argocd") => OwnerClass::ArgoCd,
             _ if m.starts_with("flux") => OwnerClass::Flux,
             _ => OwnerClass::Other,
@@ -419,6 +421,9 @@ mod tests {
             ("kubectl-create", OneOff),
             ("kubectl-set", OneOff),
             ("kubectl-rollout", OneOff),
+            // kubectl 1.33 installed as `kubectl.1.33`: `kubectl scale` is recorded under that name
+            // (kube-apiserver v1.34.4).
+            ("kubectl.1.33", OneOff),
             ("helm", Helm),
             ("helm-controller", Flux),
             ("argocd-controller", ArgoCd),

@@ -376,7 +376,7 @@ fn a_missing_permission_changes_nothing_and_names_the_verb() {
         let role = format!(
             "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: patch-only, namespace: {ns}}}\n\
              rules:\n- apiGroups: [apps, autoscaling]\n  resources: [deployments, statefulsets, horizontalpodautoscalers]\n  \
-             verbs: [get, list, patch, create]\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: deployer, namespace: {ns}}}\n\
+             verbs: [get, list, patch, create]\n- apiGroups: [\"\"]\n  resources: [resourcequotas, pods]\n  verbs: [get, list, create]\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: deployer, namespace: {ns}}}\n\
              ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: deployer, namespace: {ns}}}\n\
              roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: patch-only}}\n\
              subjects: [{{kind: ServiceAccount, name: deployer, namespace: {ns}}}]\n",
