@@ -4,4 +4,3 @@ pub mod actions;
 pub mod cluster;
 pub mod faults;
 pub mod github;
-pub mod kube;
