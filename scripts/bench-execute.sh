@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: executing a 50-workload plan (scale + resources + HPA for each workload, 150 actions)
-# against the fake Kubernetes API server (testkit's `fake-kube`), with the real kubectl.
+# against one real control plane (`scripts/cluster.sh up`, stopped on exit; a fresh namespace per
+# repetition), with the real kubectl. Rollouts really happen (kwok makes the pods Ready), and
+# infra-scale waits for them while the prototype never waited: the comparison includes that wait.
 #
 #   infra-scale  `infra-scale apply --execute`: preflight, one snapshot read, one server-side dry
 #                run, one server-side apply of every object, scales grouped by (current, desired),
@@ -8,49 +10,45 @@
 #   prototype    one kubectl process per action, as scripts/infra.apply.mjs ran them:
 #                `scale`, `set resources`, `autoscale` for each workload (150 processes).
 #
-# Same machine, same run, same kubectl, a fresh fake cluster and discovery cache for every
-# repetition (not timed). Prints each repetition, the medians, the ratio and both process counts.
+# Same machine, same run, same kubectl, a fresh namespace and discovery cache for every
+# repetition (not timed). Requests are small (cpu 50m) so that every pod fits the kwok node. Prints each repetition, the medians, the ratio and both process counts.
 #
 # Usage: scripts/bench-execute.sh            (REPS=3 WORKLOADS=50 by default)
 #        REPS=5 KUBECTL=/path/to/kubectl scripts/bench-execute.sh
-# Needs: cargo, kubectl. Honours CARGO_TARGET_DIR. PROFILE=dev skips the (slow) release build.
+# Needs: cargo, kubectl, the control plane of scripts/cluster.sh. Honours CARGO_TARGET_DIR. PROFILE=dev skips the (slow) release build.
 set -euo pipefail
 
 REPS="${REPS:-3}"
 WORKLOADS="${WORKLOADS:-50}"
 PROFILE="${PROFILE:-release}"
 KUBECTL_BIN="${KUBECTL:-kubectl}"
-NS=assistant
 CONTEXT=production
 
 cd "$(dirname "$0")/.."
 command -v "$KUBECTL_BIN" >/dev/null || { echo "error: kubectl ($KUBECTL_BIN) not found; set KUBECTL" >&2; exit 2; }
 
-echo "building infra-scale and fake-kube ($PROFILE)…" >&2
+echo "building infra-scale ($PROFILE)…" >&2
 cargo build --quiet --profile "$PROFILE" --bin infra-scale
-cargo build --quiet --profile "$PROFILE" -p testkit --bin fake-kube
 target_dir="${CARGO_TARGET_DIR:-target}"
 profile_dir="$PROFILE"
 [ "$PROFILE" = dev ] && profile_dir=debug
 BIN="$target_dir/$profile_dir/infra-scale"
-FAKE="$target_dir/$profile_dir/fake-kube"
 
 work="$(mktemp -d)"
-fake_pid=""
-stop_fake() {
-  if [ -n "$fake_pid" ]; then
-    kill "$fake_pid" 2>/dev/null || true
-    wait "$fake_pid" 2>/dev/null || true
-    fake_pid=""
-  fi
+cleanup() {
+  [ -f "$work/cluster/pids" ] && scripts/cluster.sh down "$work/cluster" >/dev/null 2>&1
+  rm -rf "$work"
 }
-trap 'stop_fake; rm -rf "$work"' EXIT
+trap cleanup EXIT
+echo "starting the control plane…" >&2
+scripts/cluster.sh up "$work/cluster" >"$work/cluster.out" 2>&1 || { cat "$work/cluster.out" >&2; exit 1; }
+ADMIN="$(tail -n 1 "$work/cluster.out" | sed 's/^KUBECONFIG=//')"
+admin() { "$KUBECTL_BIN" --kubeconfig="$ADMIN" "$@"; }
 
 names() { for i in $(seq 1 "$WORKLOADS"); do printf 'app-%03d\n' "$i"; done; }
 
-# The plan: for every workload, the prototype's three actions.
-plan="$work/plan.yaml"
-{
+# The plan for namespace $NS: for every workload, the prototype's three actions.
+write_plan() {
   printf 'apiVersion: infra.scale/v1\nkind: ScalePlan\nmetadata:\n  createdAt: 2025-10-11T00:00:00Z\n  target: bench\n'
   printf 'context:\n  kubeContext: %s\n  namespace: %s\nassumptions:\n  autoscaling: hpa\nactions:\n' "$CONTEXT" "$NS"
   for n in $(names); do
@@ -61,23 +59,40 @@ plan="$work/plan.yaml"
     name: $n
     namespace: $NS
     container: $n
-    requests: {cpu: 500m, memory: 1Gi}
-    limits: {cpu: "1", memory: 2Gi}
+    requests: {cpu: 50m, memory: 64Mi}
+    limits: {cpu: 100m, memory: 128Mi}
   - {action: apply_hpa, kind: HorizontalPodAutoscaler, name: $n, namespace: $NS, hpa: {min: 4, max: 12, targetCPU: 65}}
 EOF
   done
   printf 'rollbackHints: []\nrisks: []\nnotes: []\n'
-} > "$plan"
+}
 
-# Starts a fresh fake cluster with WORKLOADS deployments; sets KUBECONFIG and KUBECACHEDIR.
+# A fresh namespace (named after the repetition's directory) with WORKLOADS Deployments of 3
+# rolled-out replicas; sets NS, plan, KUBECONFIG (context production → that namespace), KUBECACHEDIR.
 start_fake() {
-  local dir="$1"
+  local dir="$1" n
   mkdir -p "$dir"
-  "$FAKE" --kubeconfig "$dir/kubeconfig" --context "$CONTEXT" --workloads "$WORKLOADS" > "$dir/fake.out" 2>&1 &
-  fake_pid=$!
-  for _ in $(seq 1 200); do grep -q '^kubeconfig=' "$dir/fake.out" 2>/dev/null && break; sleep 0.05; done
-  grep -q '^kubeconfig=' "$dir/fake.out" || { echo "error: fake-kube did not start" >&2; cat "$dir/fake.out" >&2; exit 1; }
+  NS="bench-$(basename "$dir")"
+  {
+    printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n' "$NS"
+    for n in $(names); do
+      printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: %s, namespace: %s}\nspec:\n  replicas: 3\n' "$n" "$NS"
+      printf '  selector: {matchLabels: {app: %s}}\n  template:\n    metadata: {labels: {app: %s}}\n' "$n" "$n"
+      printf '    spec: {containers: [{name: %s, image: %s, resources: {requests: {cpu: 10m, memory: 16Mi}}}]}\n' "$n" "$n"
+    done
+  } | admin create -f - >/dev/null
+  admin -n "$NS" wait --for=condition=Available deployment --all --timeout=300s >/dev/null
+  cp "$ADMIN" "$dir/kubeconfig"
   export KUBECONFIG="$dir/kubeconfig" KUBECACHEDIR="$dir/cache"
+  "$KUBECTL_BIN" config rename-context infra-scale-test "$CONTEXT" >/dev/null
+  "$KUBECTL_BIN" config set-context "$CONTEXT" --namespace="$NS" >/dev/null
+  plan="$dir/plan.yaml"
+  write_plan >"$plan"
+}
+
+# Deletes the repetition's namespace and waits until its pods are gone (not timed).
+stop_fake() {
+  admin delete namespace "$NS" --timeout=300s >/dev/null
 }
 
 now_ms() { date +%s%3N; }
@@ -112,7 +127,7 @@ run_prototype() {
   t0="$(now_ms)"
   for n in $(names); do
     "${k[@]}" scale "deployment/$n" --replicas=6 >/dev/null
-    "${k[@]}" set resources "deployment/$n" --requests=cpu=500m,memory=1Gi --limits=cpu=1,memory=2Gi >/dev/null
+    "${k[@]}" set resources "deployment/$n" --requests=cpu=50m,memory=64Mi --limits=cpu=100m,memory=128Mi >/dev/null
     "${k[@]}" autoscale deployment "$n" --min=4 --max=12 --cpu-percent=65 >/dev/null 2>&1
     count=$((count + 3))
   done
