@@ -366,7 +366,10 @@ fn a_failed_rollout_stops_the_wait_and_rollback_restores_the_objects() {
         let c = Cluster::new(kubectl);
         // The deployment controller marks a rollout that makes no progress for 1 s as
         // ProgressDeadlineExceeded (no template change: no rollout of its own).
-        c.admin(&["patch", "deployment", "api", "--type=merge", "-p", r#"{"spec":{"progressDeadlineSeconds":1}}"#], None);
+        c.admin(
+            &["patch", "deployment", "api", "--type=merge", "-p", r#"{"spec":{"progressDeadlineSeconds":1}}"#],
+            None,
+        );
         let before = c.state();
         let started = Instant::now();
         let (out, _) = c.execute(&unschedulable(&c, "api"), &["--rollback-on-failure", "--timeout=60s"]);
@@ -495,17 +498,22 @@ fn secrets_from_the_kubeconfig_never_reach_the_output() {
             .expect("admin kubeconfig")
             .replace("- name: infra-scale-test\n  context:", &format!("- name: {CONTEXT}\n  context:"))
             .replace("current-context: infra-scale-test", &format!("current-context: {CONTEXT}"))
-            .replace(&format!("client-key: {}", pki.join("admin.key").display()), &format!("client-key-data: {}", data("admin.key")));
+            .replace(
+                &format!("client-key: {}", pki.join("admin.key").display()),
+                &format!("client-key-data: {}", data("admin.key")),
+            );
         assert!(direct.contains("client-key-data"), "{direct}");
         let direct_path = c.dir.path().join("direct-kubeconfig");
         std::fs::write(&direct_path, direct).expect("write");
         let restore = dir.join("restore-plan.yaml");
-        let (restored, _) =
-            apply_support::execute_in(c.dir.path(), 99, &direct_path, &c.kubectl, &restore, &[]);
+        let (restored, _) = apply_support::execute_in(c.dir.path(), 99, &direct_path, &c.kubectl, &restore, &[]);
         assert_eq!(restored.code, 0, "{}", restored.context());
         for run in [&out, &restored] {
             for secret in &secrets {
-                assert!(!run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()), "a secret in the output");
+                assert!(
+                    !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
+                    "a secret in the output"
+                );
             }
         }
         for file in ["results.json", "restore-plan.yaml"] {

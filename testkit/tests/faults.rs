@@ -50,7 +50,8 @@ fn a_status_fault_answers_only_the_selected_request_with_a_kubernetes_status() {
     let second = kubectl(&s.kubeconfig, &["get", "configmap", "a", "-o", "name"]);
     assert!(!second.status.success());
     assert!(
-        text(&second).contains("Error from server (InternalError)") && text(&second).contains("etcdserver: request timed out"),
+        text(&second).contains("Error from server (InternalError)")
+            && text(&second).contains("etcdserver: request timed out"),
         "{}",
         text(&second)
     );
@@ -65,7 +66,9 @@ fn a_status_fault_answers_only_the_selected_request_with_a_kubernetes_status() {
 fn a_dry_run_rule_rejects_the_dry_run_and_lets_the_real_patch_through() {
     let s = setup();
     let path = format!("/api/v1/namespaces/{}/configmaps/b", s.ns);
-    s.proxy.add(Rule::new(Fault::status(403, "admission webhook denied the request")).method("PATCH").path(&path).dry_run(true));
+    s.proxy.add(
+        Rule::new(Fault::status(403, "admission webhook denied the request")).method("PATCH").path(&path).dry_run(true),
+    );
     let patch = ["patch", "configmap", "b", "--type=merge", "-p", r#"{"data":{"k":"changed"}}"#];
     let dry = kubectl(&s.kubeconfig, &[&patch[..], &["--dry-run=server"]].concat());
     assert!(!dry.status.success());
@@ -96,7 +99,11 @@ fn a_dropped_connection_fails_the_write_and_nothing_is_stored() {
 #[test]
 fn latency_delays_only_the_selected_requests() {
     let s = setup();
-    s.proxy.add(Rule::new(Fault::Delay(Duration::from_millis(1500))).method("GET").path_pattern("/api/v1/namespaces/*/configmaps/a"));
+    s.proxy.add(
+        Rule::new(Fault::Delay(Duration::from_millis(1500)))
+            .method("GET")
+            .path_pattern("/api/v1/namespaces/*/configmaps/a"),
+    );
     let started = Instant::now();
     let slow = kubectl(&s.kubeconfig, &["get", "configmap", "a", "-o", "name"]);
     let slow_took = started.elapsed();
@@ -129,7 +136,7 @@ fn a_watch_ends_after_a_duration_with_the_events_forwarded_as_they_came() {
     let s = setup();
     let path = format!("/api/v1/namespaces/{}/configmaps", s.ns);
     s.proxy.add(Rule::new(Fault::EndWatchAfter(Duration::from_secs(3))).path_prefix(&path).watch(true));
-    let mut child = Command::new("kubectl")
+    let child = Command::new("kubectl")
         .arg(format!("--kubeconfig={}", s.kubeconfig.display()))
         .args(["get", "--raw", &format!("{path}?watch=true")])
         .stdout(std::process::Stdio::piped())

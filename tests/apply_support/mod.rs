@@ -284,7 +284,8 @@ impl Cluster {
         self.objects()
             .iter()
             .map(|o| {
-                let key = format!("{}/{}", o["kind"].as_str().unwrap_or("?"), o["metadata"]["name"].as_str().unwrap_or("?"));
+                let key =
+                    format!("{}/{}", o["kind"].as_str().unwrap_or("?"), o["metadata"]["name"].as_str().unwrap_or("?"));
                 (key, o["metadata"]["resourceVersion"].as_str().unwrap_or("?").to_string())
             })
             .collect()
