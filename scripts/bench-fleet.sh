@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: a fleet of TARGETS targets (default 100) over CONTEXTS kube contexts (default 5),
-# each planned with `infra-scale plan --target=<t> --detect --apply` against the local fakes
-# (testkit's fake-kube per context, one fake-github), with the real kubectl.
+# each planned with `infra-scale plan --target=<t> --detect --apply` against one real control
+# plane (`scripts/cluster.sh up`, stopped on exit; context ctx-K is namespace ns-K) and the local
+# fake GitHub (testkit's fake-github), with the real kubectl.
 #
-# Three rounds, in this order, on the same fakes:
+# Three rounds, in this order, on the same cluster and fake:
 #   first      every target differs from the cluster: a plan PR per target
 #   unchanged  the same run again: nothing to write (goal: <= 4 GitHub requests, 0 writes per target)
 #   churn      10 targets (TARGETS/10, at most 10) drifted further (their live replicas changed: the plan changes, the PR is
@@ -13,7 +14,8 @@
 # the live state, and the binary's own wall time per target (median, p90).
 #
 # Usage: scripts/bench-fleet.sh      (TARGETS=100 CONTEXTS=5 by default)
-# Needs: cargo, kubectl, python3. Honours CARGO_TARGET_DIR. PROFILE=dev skips the release build.
+# Needs: cargo, kubectl, python3, the control plane of scripts/cluster.sh (built once, cached).
+# Honours CARGO_TARGET_DIR. PROFILE=dev skips the release build.
 set -euo pipefail
 TARGETS="${TARGETS:-100}"
 CONTEXTS="${CONTEXTS:-5}"
@@ -22,14 +24,13 @@ cd "$(dirname "$0")/.."
 command -v kubectl >/dev/null || { echo "error: kubectl not found" >&2; exit 2; }
 per_context=$(((TARGETS + CONTEXTS - 1) / CONTEXTS))
 
-echo "building infra-scale, fake-kube and fake-github ($PROFILE)…" >&2
+echo "building infra-scale and fake-github ($PROFILE)…" >&2
 cargo build --quiet --locked --profile "$PROFILE" --bin infra-scale
-cargo build --quiet --locked --profile "$PROFILE" -p testkit --bin fake-kube --bin fake-github
+cargo build --quiet --locked --profile "$PROFILE" -p testkit --bin fake-github
 target_dir="${CARGO_TARGET_DIR:-target}"
 profile_dir="$PROFILE"
 [ "$PROFILE" = dev ] && profile_dir=debug
 BIN="$(cd "$target_dir/$profile_dir" && pwd)/infra-scale"
-FAKE_KUBE="$target_dir/$profile_dir/fake-kube"
 FAKE_GITHUB="$target_dir/$profile_dir/fake-github"
 
 work="$(mktemp -d)"
@@ -37,6 +38,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -f "$work/cluster/pids" ] && scripts/cluster.sh down "$work/cluster" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,15 +48,29 @@ wait_for() { # FILE PATTERN WHAT
   echo "error: $3 did not start" >&2; cat "$1" >&2; exit 1
 }
 
-# The clusters: context ctx-K holds Deployments app-001 … app-N (3 replicas) in `assistant`.
-kubeconfigs=()
+# The cluster: context ctx-K is namespace ns-K, holding Deployments app-001 … app-N (3 replicas).
+echo "starting the control plane…" >&2
+up_start=$(date +%s)
+scripts/cluster.sh up "$work/cluster" >"$work/cluster.out" 2>&1 || { cat "$work/cluster.out" >&2; exit 1; }
+admin_kubeconfig=$(tail -n 1 "$work/cluster.out" | sed 's/^KUBECONFIG=//')
+cp "$admin_kubeconfig" "$work/kubeconfig"
+export KUBECONFIG="$work/kubeconfig" KUBECACHEDIR="$work/kube-cache"
 for k in $(seq 1 "$CONTEXTS"); do
-  "$FAKE_KUBE" --kubeconfig "$work/kube-$k.yaml" --context "ctx-$k" --workloads "$per_context" >"$work/kube-$k.out" 2>&1 &
-  pids+=($!)
-  wait_for "$work/kube-$k.out" '^kubeconfig=' "fake-kube ctx-$k"
-  kubeconfigs+=("$work/kube-$k.yaml")
+  kubectl config set-context "ctx-$k" --cluster=infra-scale-test --user=infra-scale-admin --namespace="ns-$k" >/dev/null
+  {
+    printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-%d}\n' "$k"
+    for m in $(seq 1 "$per_context"); do
+      app=$(printf 'app-%03d' "$m")
+      printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: %s, namespace: ns-%d}\nspec:\n  replicas: 3\n' "$app" "$k"
+      printf '  selector: {matchLabels: {app: %s}}\n  template:\n    metadata: {labels: {app: %s}}\n' "$app" "$app"
+      printf '    spec: {containers: [{name: app, image: app, resources: {requests: {cpu: 10m, memory: 16Mi}}}]}\n'
+    done
+  } | kubectl --context=infra-scale-test create -f - >/dev/null
 done
-export KUBECONFIG="$(IFS=:; echo "${kubeconfigs[*]}")" KUBECACHEDIR="$work/kube-cache"
+for k in $(seq 1 "$CONTEXTS"); do
+  kubectl --context=infra-scale-test -n "ns-$k" wait --for=condition=Available deployment --all --timeout=300s >/dev/null
+done
+echo "control plane up, $TARGETS Deployments available, in $(($(date +%s) - up_start)) s" >&2
 
 # GitHub.
 mkfifo "$work/gh.stdin"
@@ -79,7 +95,7 @@ names=()
     k=$(((i - 1) % CONTEXTS + 1)) m=$(((i - 1) / CONTEXTS + 1))
     t=$(printf 't%03d' "$i") app=$(printf 'app-%03d' "$m")
     names+=("$t")
-    printf '  %s:\n    kubeContext: ctx-%d\n    namespace: assistant\n    workloads: [{kind: Deployment, name: %s, replicas: 6}]\n' "$t" "$k" "$app"
+    printf '  %s:\n    kubeContext: ctx-%d\n    namespace: ns-%d\n    workloads: [{kind: Deployment, name: %s, replicas: 6}]\n' "$t" "$k" "$k" "$app"
   done
 } >"$work/infra-scale.yaml"
 target_of() { # tNNN -> "ctx-K app-MMM"
@@ -132,7 +148,7 @@ churn=$((TARGETS / 10)); [ "$churn" -gt 10 ] && churn=10; [ "$churn" -lt 1 ] && 
 for i in $(seq 1 $((2 * churn))); do
   t=$(printf 't%03d' "$i"); read -r ctx app < <(target_of "$t")
   replicas=6; [ "$i" -gt "$churn" ] && replicas=2
-  "$real_kubectl" --context "$ctx" -n assistant scale "deployment/$app" --replicas="$replicas" >/dev/null
+  "$real_kubectl" --context "$ctx" scale "deployment/$app" --replicas="$replicas" >/dev/null
 done
 round churn
 for t in t001 "$(printf 't%03d' $((churn + 1)))"; do echo "$t after churn: $(tr '\n' ' ' <"$work/out-$t")"; done

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use runner::{Action, ActionRun, Job, StepOutcome};
 use sha2::{Digest, Sha256};
+use testkit::cluster::RealCluster;
 
 const TRIPLE: &str = "x86_64-unknown-linux-musl";
 
@@ -547,22 +548,13 @@ fn the_real_binary_rejects_what_the_action_lets_through() {
 }
 
 #[test]
-fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
+fn publish_then_execute_through_the_action_against_fake_github_and_the_real_cluster() {
     use testkit::github::FakeGitHub;
-    use testkit::kube::{Container, FakeKube};
     const BRANCH: &str = "infra-scale/prod";
     const PLAN_PATH: &str = "ops/plans/infra-scale/prod/plan.yaml";
 
     let fake = FakeGitHub::start();
-    let kube = FakeKube::start();
-    kube.add_namespace("assistant");
-    for name in ["web", "api"] {
-        let container = Container::new(name).request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi");
-        kube.add_deployment("assistant", name, 3, &[container]);
-    }
-    let kubeconfig = kube.kubeconfig(&["production"], "production");
-    let kube_token =
-        kubeconfig.lines().find_map(|l| l.trim().strip_prefix("token: ")).expect("token in kubeconfig").to_string();
+    let (ns, kubeconfig, kube_token) = real_namespace(&["web", "api"]);
 
     let f = Fixture::real();
     let on_github = |mut job: Job| {
@@ -576,7 +568,7 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
     // 1. Plan mode publishes: the PR link is the outputs_uri output.
     let mut job = on_github(f.job())
         .input("target", "prod")
-        .input("namespace", "assistant")
+        .input("namespace", &ns)
         .input("context", "production")
         .input("workloads", "Deployment:web:5")
         .input("requests", "web:cpu=500m,memory=1Gi")
@@ -624,12 +616,12 @@ fn publish_then_execute_through_the_action_against_fake_github_and_fake_kube() {
     let executed = f.run(&job);
     assert!(executed.success, "{executed:#?}");
     assert_eq!(executed.output("status"), "succeeded");
-    let web = kube.object("Deployment", "assistant", "web").expect("web");
+    let web = RealCluster::shared().get(&ns, "deployment/web");
     assert_eq!(web["spec"]["replicas"], 5, "the approved plan ran");
     let resources = &web["spec"]["template"]["spec"]["containers"][0]["resources"];
     assert_eq!(resources["requests"]["memory"], "1Gi", "{resources}");
     assert_eq!(fake.labels(number), vec!["executed"]);
-    assert!(executed.masks.contains(&kube_token), "the cluster token is masked");
+    assert!(executed.masks.contains(&kube_token), "the cluster's client key is masked");
     for secret in [kube_token.as_str(), fake.token()] {
         assert!(!executed.log.contains(secret) && !planned.log.contains(secret), "a secret leaked into the log");
     }
@@ -747,17 +739,16 @@ fn action_tree(dir: &Path, action_yml: &str, workflow: &str, binary: &[u8]) {
 #[test]
 fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target() {
     use testkit::github::FakeGitHub;
-    use testkit::kube::{Container, FakeKube};
     const BRANCH: &str = "infra-scale/prod";
     const PLAN_PATH: &str = "ops/plans/infra-scale/prod/plan.yaml";
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
 
     let fake = FakeGitHub::start();
-    let kube = FakeKube::start();
-    kube.add_namespace("assistant");
-    kube.add_deployment("assistant", "web", 3, &[Container::new("web").request("cpu", "250m")]);
-    let kubeconfig = kube.kubeconfig(&["production"], "production");
-    let kube_token = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("token: ")).expect("token").to_string();
+    let (ns, kubeconfig, kube_token) = real_namespace(&["web"]);
+    let web_state = || {
+        let web = RealCluster::shared().get(&ns, "deployment/web");
+        (web["metadata"]["resourceVersion"].clone(), web["spec"].clone())
+    };
     let f = Fixture::real();
     let on_github = |mut job: Job| {
         job.github.insert("api_url".into(), fake.api_url().into());
@@ -769,7 +760,7 @@ fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target()
     // The planner publishes (plan mode through the action).
     let mut job = on_github(f.job())
         .input("target", "prod")
-        .input("namespace", "assistant")
+        .input("namespace", &ns)
         .input("context", "production")
         .input("workloads", "Deployment:web:5");
     job.event_name = "schedule".into();
@@ -822,7 +813,7 @@ fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target()
     assert_eq!(execute.concurrency, Some(("infra-scale-cluster-production".to_string(), false)));
     assert_eq!(execute.checkouts, vec![trees.default_branch.clone()], "only the default branch is checked out");
     assert_eq!(execute.actions[0].output("status"), "succeeded", "{}", execute.log);
-    assert_eq!(kube.object("Deployment", "assistant", "web").expect("web")["spec"]["replicas"], 5);
+    assert_eq!(RealCluster::shared().get(&ns, "deployment/web")["spec"]["replicas"], 5);
     assert_eq!(execute.uploads, vec![format!("{}/infra-scale-out/", f.runner_temp.display())]);
     assert!(f.runner_temp.join("infra-scale-out").is_dir(), "the journal is under RUNNER_TEMP");
     for secret in [kube_token.as_str(), fake.token()] {
@@ -850,7 +841,7 @@ fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target()
     );
     fake.review_as(number, "bob", "APPROVED", None);
     fake.add_label_as(number, "execute-plan", "alice");
-    let before = kube.object("Deployment", "assistant", "web").expect("web");
+    let before = web_state();
     let run = run_workflow("alice");
     assert!(run.workflow_file.starts_with(&trees.default_branch), "the PR's workflow file is not used");
     let execute = &run.jobs["execute"];
@@ -862,7 +853,7 @@ fn the_execution_workflow_runs_only_default_branch_code_on_pull_request_target()
         assert!(!f.runner_temp.join(marker).exists(), "{marker}: code from the pull request ran");
         assert!(!f.workspace.join(marker).exists(), "{marker}: code from the pull request ran");
     }
-    assert_eq!(kube.object("Deployment", "assistant", "web").expect("web"), before, "the cluster is untouched");
+    assert_eq!(web_state(), before, "the cluster is untouched (same resourceVersion)");
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     // The plan file in the repository is only ever read through the API.
     assert!(fake.requests().iter().any(|r| r.path.ends_with(PLAN_PATH)));
@@ -924,4 +915,46 @@ fn a_plan_branch_for_a_target_the_default_branch_does_not_have_executes_nothing(
     assert!(!run.jobs["execute"].ran, "the execute job must not run for an unknown target");
     let (run, _dir) = target_jobs_for("infra-scale/../prod");
     assert!(!run.jobs["target"].success && !run.jobs["execute"].ran);
+}
+
+/// A fresh namespace on the shared real control plane with a Deployment per name (3 replicas, one
+/// container of that name: requests cpu 250m, memory 256Mi; limit memory 512Mi), rolled out; and
+/// a self-contained admin kubeconfig for it as a CI secret holds one (context `production`, the
+/// certificates and key embedded). Returns (namespace, kubeconfig text, the `client-key-data`).
+fn real_namespace(deployments: &[&str]) -> (String, String, String) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let cluster = RealCluster::shared();
+    let ns = format!("h{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let mut manifests = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
+    for name in deployments {
+        manifests.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: 3\n  \
+             selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      \
+             containers:\n      - {{name: {name}, image: {name}, resources: {{requests: {{cpu: 250m, memory: 256Mi}}, limits: {{memory: 512Mi}}}}}}\n"
+        ));
+    }
+    cluster.kubectl(&["create", "-f", "-"], Some(&manifests));
+    let mut status = vec!["-n", ns.as_str(), "rollout", "status", "--timeout=90s"];
+    let objects: Vec<String> = deployments.iter().map(|d| format!("deployment/{d}")).collect();
+    status.extend(objects.iter().map(String::as_str));
+    cluster.kubectl(&status, None);
+    let mut text = std::fs::read_to_string(&cluster.kubeconfig).expect("admin kubeconfig");
+    let pki = cluster.dir.join("pki");
+    let mut key_data = String::new();
+    for (field, file) in
+        [("certificate-authority", "ca.crt"), ("client-certificate", "admin.crt"), ("client-key", "admin.key")]
+    {
+        let data = base64(&std::fs::read(pki.join(file)).expect("pki file"));
+        let from = format!("{field}: {}", pki.join(file).display());
+        assert!(text.contains(&from), "the kubeconfig names {from}");
+        text = text.replace(&from, &format!("{field}-data: {data}"));
+        if file == "admin.key" {
+            key_data = data;
+        }
+    }
+    let text = text
+        .replace("- name: infra-scale-test\n  context:", "- name: production\n  context:")
+        .replace("current-context: infra-scale-test", "current-context: production")
+        .replace("namespace: default}", &format!("namespace: {ns}}}"));
+    (ns, text, key_data)
 }

@@ -197,8 +197,8 @@ fn a_closed_stdout_ends_quietly_with_the_usual_status() {
     }
 }
 
-// ---- Planning from the live state: converged and drifted targets, against the fake cluster
-// (real kubectl) and the fake GitHub.
+// ---- Planning from the live state: converged and drifted targets, against the real control
+// plane (a namespace each, behind testkit's fault proxy; real kubectl) and the fake GitHub.
 
 #[path = "apply_support/mod.rs"]
 mod apply_support;
@@ -210,33 +210,33 @@ const PROD_BRANCH: &str = "infra-scale/prod";
 
 /// The fleet config: `prod` asks for `web_replicas` replicas of Deployment/web (the fixture has 3);
 /// `broken` points at a kube context whose API server does not answer.
-fn live_fleet(web_replicas: u32) -> String {
+fn live_fleet(ns: &str, web_replicas: u32) -> String {
     format!(
-        "targets:\n  prod:\n    kubeContext: production\n    namespace: assistant\n    workloads: [{{kind: Deployment, name: web, replicas: {web_replicas}}}]\n  broken:\n    kubeContext: unreachable\n    namespace: assistant\n    workloads: [{{kind: Deployment, name: web, replicas: 3}}]\n"
+        "targets:\n  prod:\n    kubeContext: production\n    namespace: {ns}\n    workloads: [{{kind: Deployment, name: web, replicas: {web_replicas}}}]\n  broken:\n    kubeContext: unreachable\n    namespace: {ns}\n    workloads: [{{kind: Deployment, name: web, replicas: 3}}]\n"
     )
 }
 
-/// The fixture cluster, plus a context `unreachable` whose server refuses connections.
+/// The fixture namespace behind the proxy (context `production`), plus a context `unreachable`
+/// whose server refuses connections.
 fn live_cluster() -> Cluster {
     let kubectl = kubectls().into_iter().next().expect("kubectl");
     let cluster = Cluster::new(&kubectl);
-    let text = testkit::kube::FakeKube::kubeconfig_for(
-        &[("production", &cluster.kube), ("unreachable", &cluster.kube)],
-        "production",
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster: {{server: '{url}'}}\n\
+         - name: dead\n  cluster: {{server: 'http://127.0.0.1:1'}}\nusers:\n- name: nobody\n  user: {{}}\n\
+         contexts:\n- name: production\n  context: {{cluster: proxy, user: nobody, namespace: {ns}}}\n\
+         - name: unreachable\n  context: {{cluster: dead, user: nobody, namespace: {ns}}}\ncurrent-context: production\n",
+        url = cluster.proxy.url(),
+        ns = cluster.ns
     );
-    let dead = text.replace(
-        &format!("- name: unreachable-cluster\n  cluster:\n    server: {}\n", cluster.kube.url()),
-        "- name: unreachable-cluster\n  cluster:\n    server: http://127.0.0.1:1\n",
-    );
-    assert_ne!(dead, text, "the unreachable context's server was replaced");
-    std::fs::write(&cluster.kubeconfig, dead).expect("kubeconfig");
+    std::fs::write(&cluster.kubeconfig, text).expect("kubeconfig");
     cluster
 }
 
 /// `plan --target=<target> --detect [--apply]` in the cluster's directory with `live_fleet(replicas)`.
 fn plan_live(cluster: &Cluster, fake: &FakeGitHub, target: &str, replicas: u32, apply: bool) -> (Out, String) {
     let dir = cluster.dir.path();
-    write(dir, "infra-scale.yaml", &live_fleet(replicas));
+    write(dir, "infra-scale.yaml", &live_fleet(&cluster.ns, replicas));
     let output = dir.join("github-output");
     std::fs::write(&output, "").expect("reset GITHUB_OUTPUT");
     let mut env = cluster.env();
@@ -292,7 +292,8 @@ fn a_converged_target_opens_no_pull_request_and_writes_nothing() {
     for line in ["outputs_uri=", "pr_number=", "status=converged"] {
         assert!(outputs.lines().any(|l| l == line), "{line} missing from GITHUB_OUTPUT:\n{outputs}");
     }
-    assert_eq!(cluster.kube.write_count(), 0, "planning never writes to the cluster");
+    assert_eq!(cluster.proxy.writes(), [], "planning never writes to the cluster");
+    assert!(!cluster.proxy.seen().is_empty(), "the plan read the live state through the proxy");
     assert_contract(&fake);
 }
 

@@ -1,6 +1,6 @@
 //! The whole loop through the real binary: `plan --apply` publishes the PR (fake GitHub), a
 //! person with write access adds `execute-plan`, `apply --execute` passes the gate, changes the
-//! fake cluster with the real kubectl, and reports back on the PR. Refusals leave the cluster
+//! real cluster (a namespace on the shared control plane) with the real kubectl, and reports back on the PR. Refusals leave the cluster
 //! untouched: kubectl is never started.
 
 #[path = "apply_support/mod.rs"]
@@ -8,18 +8,18 @@ mod apply_support;
 
 use std::path::{Path, PathBuf};
 
-use apply_support::{Cluster, NS, Out, infra_scale, kubectls};
+use apply_support::{Cluster, Out, infra_scale, kubectls};
 use testkit::github::{FakeGitHub, TOKEN};
 
 const BRANCH: &str = "infra-scale/prod";
 const PLAN_PATH: &str = "ops/plans/infra-scale/prod/plan.yaml";
 
-fn plan_args(out: &Path, replicas: u32) -> Vec<String> {
+fn plan_args(out: &Path, replicas: u32, ns: &str) -> Vec<String> {
     vec![
         "plan".into(),
         "--apply".into(),
         "--target=prod".into(),
-        "--namespace=assistant".into(),
+        format!("--namespace={ns}"),
         "--context=production".into(),
         format!("--workload=Deployment:web:{replicas}"),
         format!("--out={}", out.display()),
@@ -73,7 +73,7 @@ fn plan_publish_approve_execute_and_report_back() {
     gh_env.push(("GITHUB_REF".into(), "refs/heads/main".into()));
 
     // 1. Planning publishes: stdout contract, GITHUB_OUTPUT, one PR.
-    let planned = run(dir, &plan_args(&dir.join("a1"), 5), &gh_env);
+    let planned = run(dir, &plan_args(&dir.join("a1"), 5, &cluster.ns), &gh_env);
     assert_eq!(planned.code, 0, "{}", planned.context());
     assert_no_token(&planned);
     let pr = fake.pulls().into_iter().next().expect("a PR");
@@ -98,7 +98,7 @@ fn plan_publish_approve_execute_and_report_back() {
 
     // 2. The nightly re-run with the same request writes nothing.
     fake.clear_requests();
-    let again = run(dir, &plan_args(&dir.join("a2"), 5), &gh_env);
+    let again = run(dir, &plan_args(&dir.join("a2"), 5, &cluster.ns), &gh_env);
     assert_eq!(again.code, 0, "{}", again.context());
     let (reads, writes) = fake.counts();
     eprintln!("binary, unchanged re-run: {reads} reads + {writes} writes");
@@ -130,7 +130,7 @@ fn plan_publish_approve_execute_and_report_back() {
     assert!(!calls.exists(), "kubectl must not run when the gate refuses");
     assert_no_token(&refused);
 
-    // 4. A writer labels: executed against the fake cluster, reported back on the PR.
+    // 4. A writer labels: executed against the real cluster, reported back on the PR.
     fake.set_role("alice", "write");
     fake.remove_label_as(number, "execute-plan", "trudy");
     fake.add_label_as(number, "execute-plan", "alice");
@@ -143,7 +143,7 @@ fn plan_publish_approve_execute_and_report_back() {
     let executed = run(dir, &apply_args, &exec_env);
     assert_eq!(executed.code, 0, "{}", executed.context());
     assert_no_token(&executed);
-    let web = cluster.kube.object("Deployment", NS, "web").expect("web");
+    let web = cluster.cluster.get(&cluster.ns, "deployment/web");
     assert_eq!(web["spec"]["replicas"], 5, "the approved plan ran");
     assert_eq!(fake.labels(number), vec!["executed"]);
     let head = fake.branch_sha(BRANCH).expect("head");

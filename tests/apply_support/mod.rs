@@ -1,6 +1,6 @@
 //! Shared by the `apply_*` integration tests: running the real binary with a scrubbed
-//! environment, the kubectl versions to run against, and a fake cluster with the fixture the
-//! execution tests start from.
+//! environment, the kubectl versions to run against, and a namespace on the real control plane
+//! (behind testkit's fault proxy) with the fixture the execution tests start from.
 //!
 //! kubectl versions: `INFRA_SCALE_TEST_KUBECTLS` (paths separated by `:`) when set; otherwise
 //! `kubectl` from PATH plus the newest `kubectl.1.NN` (NN ≥ 28) installed beside the binary it
@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use testkit::kube::{Container, FakeKube};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use testkit::cluster::RealCluster;
+use testkit::faults::FaultProxy;
 
 pub const NS: &str = "assistant";
 pub const CONTEXT: &str = "production";
@@ -108,7 +111,7 @@ pub fn kubectls() -> Vec<PathBuf> {
         return std::env::split_paths(&list).collect();
     }
     let Some(kubectl) = which("kubectl") else {
-        panic!("kubectl is not on PATH; the execution tests run the real kubectl against a fake API server")
+        panic!("kubectl is not on PATH; the execution tests run the real kubectl against the real control plane")
     };
     let mut out = vec![kubectl.clone()];
     let dir = std::fs::canonicalize(&kubectl).ok().and_then(|p| p.parent().map(Path::to_path_buf));
@@ -132,16 +135,69 @@ pub fn kubectls() -> Vec<PathBuf> {
     out
 }
 
-/// A fake cluster with the execution fixture, a kubeconfig and a scratch directory.
-///
-/// Namespace `assistant`:
+/// The execution fixture in namespace `ns`, as manifests:
 /// - Deployment `web`, 3 replicas: container `app` (requests cpu 250m, memory 256Mi; limit memory
 ///   512Mi), container `log-shipper` (requests cpu 50m, memory 64Mi), init container `migrate`
 ///   (requests cpu 100m).
 /// - Deployment `api`, 3 replicas: container `api` (requests cpu 250m, memory 256Mi; limit memory 512Mi).
 /// - StatefulSet `db`, 2 replicas: container `db` (requests cpu 500m, memory 1Gi; limit memory 1Gi).
+pub fn fixture(ns: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      initContainers:
+      - {{name: migrate, image: busybox, resources: {{requests: {{cpu: 100m}}}}}}
+      containers:
+      - {{name: app, image: nginx, resources: {{requests: {{cpu: 250m, memory: 256Mi}}, limits: {{memory: 512Mi}}}}}}
+      - {{name: log-shipper, image: fluent, resources: {{requests: {{cpu: 50m, memory: 64Mi}}}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: {ns}}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers:
+      - {{name: api, image: api, resources: {{requests: {{cpu: 250m, memory: 256Mi}}, limits: {{memory: 512Mi}}}}}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: {ns}}}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers:
+      - {{name: db, image: db, resources: {{requests: {{cpu: 500m, memory: 1Gi}}, limits: {{memory: 1Gi}}}}}}
+"#
+    )
+}
+
+/// A fresh namespace on the shared real control plane with [`fixture`] (created by `kubectl
+/// create`, so no field manager but `kubectl-create` owns anything), rolled out, and a fault proxy
+/// in front of the server; the kubeconfig points at the proxy (contexts as given, the first
+/// current, default namespace this one) and holds no credentials.
 pub struct Cluster {
-    pub kube: FakeKube,
+    pub cluster: &'static RealCluster,
+    pub proxy: FaultProxy,
+    pub ns: String,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
@@ -155,33 +211,23 @@ impl Cluster {
     }
 
     pub fn with_contexts(kubectl: &Path, contexts: &[&str]) -> Cluster {
-        let kube = FakeKube::start();
-        kube.add_namespace(NS);
-        kube.add_deployment(
-            NS,
-            "web",
-            3,
-            &[
-                Container::new("app").request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi"),
-                Container::new("log-shipper").request("cpu", "50m").request("memory", "64Mi"),
-                Container::new("migrate").request("cpu", "100m").init(),
-            ],
-        );
-        kube.add_deployment(
-            NS,
-            "api",
-            3,
-            &[Container::new("api").request("cpu", "250m").request("memory", "256Mi").limit("memory", "512Mi")],
-        );
-        kube.add_statefulset(
-            NS,
-            "db",
-            2,
-            &[Container::new("db").request("cpu", "500m").request("memory", "1Gi").limit("memory", "1Gi")],
-        );
+        Cluster::with_fixture(kubectl, contexts, &["create", "-f", "-"])
+    }
+
+    /// The fixture written by `kubectl <how…> -f -` as admin (e.g. `create --field-manager=helm`).
+    pub fn with_fixture(kubectl: &Path, contexts: &[&str], how: &[&str]) -> Cluster {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let cluster = RealCluster::shared();
+        let ns = format!("x{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = kube.write_kubeconfig_contexts(dir.path(), contexts);
-        Cluster { kube, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
+        cluster.kubectl(how, Some(&fixture(&ns)));
+        cluster.kubectl(
+            &["-n", &ns, "rollout", "status", "deploy/web", "deploy/api", "statefulset/db", "--timeout=90s"],
+            None,
+        );
+        let proxy = FaultProxy::start(&cluster.kubeconfig);
+        let kubeconfig = proxy.write_kubeconfig(dir.path(), contexts, &ns);
+        Cluster { cluster, proxy, ns, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
     }
 
     /// The environment for the binary: this kubeconfig, a private discovery cache, this kubectl.
@@ -200,19 +246,70 @@ impl Cluster {
         execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, plan, extra)
     }
 
-    /// Writes a plan text into the scratch directory and returns its path.
+    /// A plan fixture (by file name) with namespace `assistant` replaced by this one.
+    pub fn plan(&self, name: &str) -> PathBuf {
+        let text = std::fs::read_to_string(plan(name)).expect("plan fixture");
+        self.write_plan(name, &text)
+    }
+
+    /// Writes a plan text, namespace `assistant` replaced by this one, into the scratch directory
+    /// and returns its path.
     pub fn write_plan(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write plan");
+        std::fs::write(&path, text.replace(&format!("namespace: {NS}"), &format!("namespace: {}", self.ns)))
+            .expect("write plan");
         path
     }
 
-    /// Everything the tests compare about the namespace: replicas, every container's resources
-    /// (init containers included), and every HPA's target and bounds.
+    /// `kubectl <args>` as admin in this namespace (not through the proxy); panics on failure.
+    pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut all = vec!["-n", self.ns.as_str()];
+        all.extend_from_slice(args);
+        self.cluster.kubectl(&all, stdin)
+    }
+
+    /// The namespace's Deployments, StatefulSets and HPAs (autoscaling/v2) as the server has them.
+    pub fn objects(&self) -> Vec<Value> {
+        let text = self.admin(
+            &["get", "deployments.apps,statefulsets.apps,horizontalpodautoscalers.v2.autoscaling", "-o", "json"],
+            None,
+        );
+        let list: Value = serde_json::from_str(&text).expect("kubectl get JSON");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `KIND/NAME` → `metadata.resourceVersion` of every object in [`Cluster::objects`]: equal
+    /// before and after means the server stored nothing.
+    pub fn versions(&self) -> std::collections::BTreeMap<String, String> {
+        self.objects()
+            .iter()
+            .map(|o| {
+                let key =
+                    format!("{}/{}", o["kind"].as_str().unwrap_or("?"), o["metadata"]["name"].as_str().unwrap_or("?"));
+                (key, o["metadata"]["resourceVersion"].as_str().unwrap_or("?").to_string())
+            })
+            .collect()
+    }
+
+    /// Everything the tests compare about the namespace, read from the server: replicas, every
+    /// container's resources (init containers included), and every HPA's target and bounds.
     pub fn state(&self) -> Value {
         let mut out = serde_json::Map::new();
-        for (kind, name) in [("Deployment", "web"), ("Deployment", "api"), ("StatefulSet", "db")] {
-            let Some(o) = self.kube.object(kind, NS, name) else { continue };
+        for o in self.objects() {
+            let (kind, name) = (o["kind"].as_str().unwrap_or("?"), o["metadata"]["name"].as_str().unwrap_or("?"));
+            if kind == "HorizontalPodAutoscaler" {
+                out.insert(
+                    format!("{kind}/{name}"),
+                    serde_json::json!({
+                        "apiVersion": o["apiVersion"],
+                        "target": o["spec"]["scaleTargetRef"],
+                        "min": o["spec"]["minReplicas"],
+                        "max": o["spec"]["maxReplicas"],
+                        "metrics": o["spec"]["metrics"],
+                    }),
+                );
+                continue;
+            }
             let spec = &o["spec"]["template"]["spec"];
             let mut containers = serde_json::Map::new();
             for list in ["containers", "initContainers"] {
@@ -225,19 +322,40 @@ impl Cluster {
                 serde_json::json!({ "replicas": o["spec"]["replicas"], "containers": containers }),
             );
         }
-        for name in self.kube.names("HorizontalPodAutoscaler", NS) {
-            let h = self.kube.hpa(NS, &name).expect("listed HPA");
-            out.insert(
-                format!("HorizontalPodAutoscaler/{name}"),
-                serde_json::json!({
-                    "apiVersion": h["apiVersion"],
-                    "target": h["spec"]["scaleTargetRef"],
-                    "min": h["spec"]["minReplicas"],
-                    "max": h["spec"]["maxReplicas"],
-                    "metrics": h["spec"]["metrics"],
-                }),
-            );
-        }
         Value::Object(out)
+    }
+
+    /// Waits up to `secs` seconds for `check` on [`Cluster::state`]; returns the last state.
+    pub fn wait_state(&self, secs: u64, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let s = self.state();
+            if check(&s) || std::time::Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// The path of `Kind/name` in this namespace on the API server, for fault rules.
+    pub fn api_path(&self, kind: &str, name: &str) -> String {
+        let (group, plural) = match kind {
+            "Deployment" => ("apis/apps/v1", "deployments"),
+            "StatefulSet" => ("apis/apps/v1", "statefulsets"),
+            "HorizontalPodAutoscaler" => ("apis/autoscaling/v2", "horizontalpodautoscalers"),
+            other => panic!("no API path for kind {other}"),
+        };
+        format!("/{group}/namespaces/{}/{plural}/{name}", self.ns)
+    }
+}
+
+impl Drop for Cluster {
+    /// Deletes the namespace (without waiting): its pods would otherwise hold the kwok node's
+    /// 32 CPUs and later scenarios' pods would stay Pending.
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", self.cluster.kubeconfig.display()))
+            .args(["delete", "namespace", &self.ns, "--wait=false"])
+            .output();
     }
 }
