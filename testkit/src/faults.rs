@@ -215,6 +215,7 @@ pub struct FaultProxy {
     addr: String,
     accept: Option<JoinHandle<()>>,
     upstream: Child,
+    watchdog: Option<Child>,
 }
 
 impl FaultProxy {
@@ -244,6 +245,16 @@ impl FaultProxy {
         };
         // Keep draining its stdout so that it never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        // Drop stops the child; this stops it when this process dies without unwinding (SIGKILL).
+        let watchdog = Command::new("sh")
+            .args(["-c", r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill "$2" 2>/dev/null"#, "watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(upstream.id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for the fault proxy");
         let addr = listener.local_addr().expect("proxy address").to_string();
         let inner = Arc::new(Inner {
@@ -268,7 +279,7 @@ impl FaultProxy {
                 })
                 .expect("spawn the fault proxy thread")
         };
-        FaultProxy { inner, addr, accept: Some(accept), upstream }
+        FaultProxy { inner, addr, accept: Some(accept), upstream, watchdog }
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -331,6 +342,10 @@ impl Drop for FaultProxy {
         }
         let _ = self.upstream.kill();
         let _ = self.upstream.wait();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
     }
 }
 

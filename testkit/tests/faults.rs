@@ -170,3 +170,55 @@ fn the_proxy_kubeconfig_holds_no_credentials_and_stops_on_drop() {
     drop(s.proxy);
     assert!(std::net::TcpStream::connect(&addr).is_err(), "still listening on {addr}");
 }
+
+/// A test binary killed without unwinding (SIGKILL) leaves no `kubectl proxy` behind: the
+/// proxy's watchdog stops it once the owning process is gone.
+#[test]
+fn the_upstream_kubectl_proxy_dies_with_a_killed_owner() {
+    if let Some(kubeconfig) = std::env::var_os("FAULTS_TEST_CHILD_KUBECONFIG") {
+        let proxy = FaultProxy::start(Path::new(&kubeconfig));
+        println!("proxy={}", proxy.url());
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    use std::io::BufRead;
+    let cluster = RealCluster::shared();
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "the_upstream_kubectl_proxy_dies_with_a_killed_owner", "--nocapture"])
+        .env("FAULTS_TEST_CHILD_KUBECONFIG", &cluster.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the test binary");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = lines.find_map(|l| l.ok()?.strip_prefix("proxy=").map(str::to_string)).expect("the child's proxy");
+    let addr = url.trim_start_matches("http://").to_string();
+    // The proxy answers (through its kubectl proxy child).
+    let probe = |addr: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        std::io::Write::write_all(&mut s, b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).ok()?;
+        Some(out)
+    };
+    let answer = probe(&addr).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("gitVersion"), "{answer}");
+    // Find the child's `kubectl proxy` by its parent before the kill.
+    let ps = |pid: u32| -> Vec<u32> {
+        let out = Command::new("ps").args(["-o", "pid=", "--ppid", &pid.to_string()]).output().expect("ps");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+    };
+    let kids = ps(child.id());
+    assert!(!kids.is_empty(), "the child has a kubectl proxy and a watchdog");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alive = |pid: u32| {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+    };
+    while kids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(kids.iter().all(|p| !alive(*p)), "left behind: {kids:?}");
+}
