@@ -149,19 +149,17 @@ fn drift_from_the_observed_state_is_refused() {
     });
 }
 
-/// With `--allow-drift` the drifted plan executes. On a real server api's fields belong to
-/// `kubectl-create`, and the plan changes exactly one of them: kube-apiserver v1.34.4 then answers
-/// "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1:
-/// .spec.template.spec.containers[name=\"api\"].resources.requests.cpu" (singular), which the
-/// executor's one-off-manager take-over does not recognize (it looks for `conflicts with "`), so
-/// the execution is refused with exit 3.
+/// With `--allow-drift` the drifted plan executes. api's fields belong to `kubectl-create`, and
+/// the plan changes exactly one of them: a one-off manager, so that field is taken over (under
+/// the former server-side apply, kube-apiserver v1.34.4 answered "Apply failed with 1 conflict:
+/// conflict with \"kubectl-create\"" and the execution was refused).
 #[test]
-#[ignore = "needs the lead's ownership check (a single SSA conflict with kubectl-create is not taken over)"]
 fn drift_is_executed_when_allowed() {
     each_kubectl(|kubectl| {
         let c = Cluster::new(kubectl);
         let (allowed, _) = c.execute(&c.plan("drift.yaml"), &["--allow-drift"]);
         assert_eq!(allowed.code, 0, "{}", allowed.context());
+        assert!(allowed.stderr.contains("from kubectl-create"), "the take-over is said: {}", allowed.stderr);
         assert!(!allowed.json()["drift"].as_array().expect("drift listed").is_empty());
         let s = c.state();
         assert_eq!(s["Deployment/api"]["replicas"], 4);
@@ -325,19 +323,19 @@ fn a_failing_patch_mid_way_exits_4_listing_the_changes_and_the_restore_brings_th
     });
 }
 
-/// `execute.yaml` with `kind/name`'s new CPU request and limit at 64 cores: the kwok node has 32,
+/// `execute.yaml` with `kind/name`'s new CPU request and limit at 4000 cores: the kwok node has 1,000,
 /// so the new pods stay Pending (`FailedScheduling`) and that rollout never progresses.
 fn unschedulable(c: &Cluster, workload: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(apply_support::plan("execute.yaml")).expect("plan");
     let text = match workload {
         "web" => text.replace(
             "    requests:\n      cpu: 500m\n      mem: 1Gi\n    limits:\n      cpu: 1\n",
-            "    requests:\n      cpu: 64\n      mem: 1Gi\n    limits:\n      cpu: 64\n",
+            "    requests:\n      cpu: 4000\n      mem: 1Gi\n    limits:\n      cpu: 4000\n",
         ),
-        "api" => text.replace("    requests:\n      cpu: 400m\n", "    requests:\n      cpu: 64\n"),
+        "api" => text.replace("    requests:\n      cpu: 400m\n", "    requests:\n      cpu: 4000\n"),
         other => panic!("no unschedulable variant for {other}"),
     };
-    assert!(text.contains("cpu: 64"), "the plan fixture changed");
+    assert!(text.contains("cpu: 4000"), "the plan fixture changed");
     c.write_plan(&format!("unschedulable-{workload}.yaml"), &text)
 }
 
@@ -351,11 +349,11 @@ fn a_stuck_rollout_times_out_with_exit_4() {
         assert!(started.elapsed() < Duration::from_secs(60));
         assert!(out.stderr.contains("rollouts did not complete within --timeout=20s"), "{}", out.stderr);
         assert!(out.stderr.contains("Deployment/web: "), "{}", out.stderr);
-        assert!(!out.stderr.contains("StatefulSet/db: "), "db rolled out:\n{}", out.stderr);
+        assert!(!out.stderr.contains("    StatefulSet/db: "), "db rolled out:\n{}", out.stderr);
         assert!(out.stderr.contains(&format!("changed in namespace {}", c.ns)), "{}", out.stderr);
         // The server has the change; the new pods are Pending.
         let web = c.cluster.get(&c.ns, "deployment/web");
-        assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "64");
+        assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "4k");
         assert_ne!(web["status"]["updatedReplicas"], web["status"]["readyReplicas"], "{}", web["status"]);
     });
 }

@@ -13,7 +13,8 @@ use super::snapshot::Snapshot;
 /// What the owners of the pending changes mean for execution.
 #[derive(Debug, Default)]
 pub struct Owners {
-    /// `Deployment/web: spec…requests.cpu from kubectl-client-side-apply`, one per field taken over.
+    /// `Deployment/web: spec…requests.cpu, spec…limits.memory from kubectl-client-side-apply`, one
+    /// per object and manager whose fields are taken over.
     pub takeovers: Vec<String>,
     /// One sentence per owner that would revert the change (empty: go ahead).
     pub refusals: Vec<String>,
@@ -66,6 +67,7 @@ fn fields(op: &Op) -> Vec<Field<'_>> {
 /// Assesses every pending step against the snapshot's objects (read with managedFields).
 pub fn assess(snapshot: &Snapshot, steps: &[Step], allowed: &[String]) -> Owners {
     let mut out = Owners::default();
+    let mut taken: Vec<((String, String), Vec<String>)> = Vec::new();
     for step in steps.iter().filter(|s| s.pending()) {
         let Some(op) = &step.op else { continue };
         let object = match op {
@@ -82,9 +84,11 @@ pub fn assess(snapshot: &Snapshot, steps: &[Step], allowed: &[String]) -> Owners
         }
         let a = ownership::assess(object, &fields, &allowed);
         for (field, manager) in a.takeovers {
-            let line = format!("{}: {field} from {manager}", step.object);
-            if !out.takeovers.contains(&line) {
-                out.takeovers.push(line);
+            let key = (step.object.clone(), manager);
+            match taken.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, fields)) if !fields.contains(&field) => fields.push(field),
+                Some(_) => {}
+                None => taken.push((key, vec![field])),
             }
         }
         for reason in a.owned_by_gitops {
@@ -94,5 +98,9 @@ pub fn assess(snapshot: &Snapshot, steps: &[Step], allowed: &[String]) -> Owners
             }
         }
     }
+    out.takeovers = taken
+        .into_iter()
+        .map(|((object, manager), fields)| format!("{object}: {} from {manager}", fields.join(", ")))
+        .collect();
     out
 }
