@@ -9,59 +9,9 @@ mod apply_support;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apply_support::{CONTEXT, NS, Out, execute_in, kubectls, plan};
+use apply_support::{CONTEXT, NS, Out, execute_in, fixture, kubectls, plan};
 use serde_json::{Value, json};
 use testkit::cluster::RealCluster;
-
-/// The execution fixture of `apply_support::Cluster`, as manifests.
-fn fixture(ns: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Namespace
-metadata: {{name: {ns}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      initContainers:
-      - {{name: migrate, image: busybox, resources: {{requests: {{cpu: 100m}}}}}}
-      containers:
-      - {{name: app, image: nginx, resources: {{requests: {{cpu: 250m, memory: 256Mi}}, limits: {{memory: 512Mi}}}}}}
-      - {{name: log-shipper, image: fluent, resources: {{requests: {{cpu: 50m, memory: 64Mi}}}}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: api, namespace: {ns}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: api}}}}
-  template:
-    metadata: {{labels: {{app: api}}}}
-    spec:
-      containers:
-      - {{name: api, image: api, resources: {{requests: {{cpu: 250m, memory: 256Mi}}, limits: {{memory: 512Mi}}}}}}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {{name: db, namespace: {ns}}}
-spec:
-  replicas: 2
-  serviceName: db
-  selector: {{matchLabels: {{app: db}}}}
-  template:
-    metadata: {{labels: {{app: db}}}}
-    spec:
-      containers:
-      - {{name: db, image: db, resources: {{requests: {{cpu: 500m, memory: 1Gi}}, limits: {{memory: 1Gi}}}}}}
-"#
-    )
-}
 
 struct Scenario {
     cluster: &'static RealCluster,
