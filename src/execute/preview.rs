@@ -9,6 +9,10 @@ use super::FIELD_MANAGER;
 use super::manifests::{self, Change};
 use super::resolve::{HpaBase, Op, Step};
 
+/// kubectl runs at once within a stage, and the most runs one group of objects is split into: each
+/// run is mostly waiting for the API server.
+pub const PARALLEL: usize = 4;
+
 /// The stages of execution, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -193,8 +197,10 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
         }
     }
     // Objects whose patches are identical (same kind, same container index, same tested and new
-    // values) share one kubectl run, as the scales below share one per (current, desired).
-    type PatchGroup = (WorkloadKind, Option<Vec<serde_json::Value>>, Vec<String>, Vec<usize>, Vec<String>);
+    // values) share kubectl runs, as the scales below do per (current, desired); a group is split
+    // into up to PARALLEL runs (kubectl handles the objects of one run one after the other).
+    type Entry = (String, Vec<usize>, Vec<String>);
+    type PatchGroup = (WorkloadKind, Option<Vec<serde_json::Value>>, Vec<Entry>);
     let mut groups: Vec<PatchGroup> = Vec::new();
     for (kind, name, members) in objects {
         let mut patch: Option<Vec<serde_json::Value>> = Some(Vec::new());
@@ -208,24 +214,23 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
             }
         }
         match groups.iter_mut().find(|g| g.0 == kind && g.1.is_some() && g.1 == patch) {
-            Some(g) => {
-                g.2.push(name);
-                g.3.extend(members);
-                g.4.extend(comments);
-            }
-            None => groups.push((kind, patch, vec![name], members, comments)),
+            Some(g) => g.2.push((name, members, comments)),
+            None => groups.push((kind, patch, vec![(name, members, comments)])),
         }
     }
-    for (kind, patch, names, members, comments) in groups {
-        let objects: Vec<String> = names.iter().map(|n| format!("{kind}/{n}")).collect();
-        out.push(Invocation {
-            stage: Stage::Resources,
-            purpose: format!("patching the resources of {}", objects.join(", ")),
-            args: patch_invocation(namespace, kind.qualified_resource(), &names, patch.as_deref()),
-            stdin: None,
-            comment: comments.join("; "),
-            steps: members,
-        });
+    for (kind, patch, entries) in groups {
+        for chunk in entries.chunks(entries.len().div_ceil(PARALLEL)) {
+            let names: Vec<String> = chunk.iter().map(|(n, _, _)| n.clone()).collect();
+            let objects: Vec<String> = names.iter().map(|n| format!("{kind}/{n}")).collect();
+            out.push(Invocation {
+                stage: Stage::Resources,
+                purpose: format!("patching the resources of {}", objects.join(", ")),
+                args: patch_invocation(namespace, kind.qualified_resource(), &names, patch.as_deref()),
+                stdin: None,
+                comment: chunk.iter().flat_map(|(_, _, c)| c.clone()).collect::<Vec<_>>().join("; "),
+                steps: chunk.iter().flat_map(|(_, m, _)| m.clone()).collect(),
+            });
+        }
     }
 
     // Replicas: one `kubectl scale` per distinct (current, desired) pair, with the current count
@@ -242,28 +247,30 @@ pub fn invocations(namespace: &str, steps: &[Step]) -> Vec<Invocation> {
             }
         }
     }
-    for ((current, to), members) in groups {
-        let mut args = base(namespace);
-        args.push("scale".into());
-        let current_text = current.map(|c| c.to_string()).unwrap_or_else(|| "<live>".into());
-        args.push(format!("--current-replicas={current_text}"));
-        args.push(format!("--replicas={to}"));
-        args.extend(members.iter().map(|(_, kind, name)| format!("{}/{name}", kind.resource())));
-        let objects: Vec<String> = members.iter().map(|(_, kind, name)| format!("{kind}/{name}")).collect();
-        let precondition = match current {
-            Some(c) => format!("only while the live count is still {c}"),
-            None => "<live>: the count read from the cluster just before, the scale fails if it moved (skipped \
+    for ((current, to), all) in groups {
+        for members in all.chunks(all.len().div_ceil(PARALLEL)) {
+            let mut args = base(namespace);
+            args.push("scale".into());
+            let current_text = current.map(|c| c.to_string()).unwrap_or_else(|| "<live>".into());
+            args.push(format!("--current-replicas={current_text}"));
+            args.push(format!("--replicas={to}"));
+            args.extend(members.iter().map(|(_, kind, name)| format!("{}/{name}", kind.resource())));
+            let objects: Vec<String> = members.iter().map(|(_, kind, name)| format!("{kind}/{name}")).collect();
+            let precondition = match current {
+                Some(c) => format!("only while the live count is still {c}"),
+                None => "<live>: the count read from the cluster just before, the scale fails if it moved (skipped \
                      if a live HPA targets the workload)"
-                .into(),
-        };
-        out.push(Invocation {
-            stage: Stage::Scale,
-            purpose: format!("scaling {} to {to} replicas", objects.join(", ")),
-            args,
-            stdin: None,
-            comment: format!("{}: {current_text} → {to} replicas, {precondition}", objects.join(", ")),
-            steps: members.iter().map(|(i, _, _)| *i).collect(),
-        });
+                    .into(),
+            };
+            out.push(Invocation {
+                stage: Stage::Scale,
+                purpose: format!("scaling {} to {to} replicas", objects.join(", ")),
+                args,
+                stdin: None,
+                comment: format!("{}: {current_text} → {to} replicas, {precondition}", objects.join(", ")),
+                steps: members.iter().map(|(i, _, _)| *i).collect(),
+            });
+        }
     }
 
     // Every change is dry-run server-side first, in the same order.

@@ -410,14 +410,10 @@ impl Run<'_> {
     }
 }
 
-/// kubectl runs at once within a stage: each is a separate object, and a run is mostly waiting for
-/// the API server.
-const PARALLEL: usize = 4;
-
-/// Runs `invocations` at most [`PARALLEL`] at a time; the results in the same order.
+/// Runs `invocations` at most [`preview::PARALLEL`] at a time; the results in the same order.
 fn run_parallel(session: &Session, invocations: &[&preview::Invocation]) -> Vec<Result<Output, KubectlError>> {
     let mut out = Vec::with_capacity(invocations.len());
-    for chunk in invocations.chunks(PARALLEL) {
+    for chunk in invocations.chunks(preview::PARALLEL) {
         std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
