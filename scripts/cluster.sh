@@ -38,6 +38,7 @@ build() {
   exec 8>"$BIN.lock"
   flock 8
   built && { exec 8>&-; return 0; }
+  rm -rf "$BIN".tmp.* # left by an interrupted build (builds hold the lock, so none is running)
   command -v go >/dev/null || die "go is required to build the control plane"
   # GOFLAGS from the environment or go env (e.g. -buildvcs=false) are kept, -mod=readonly added.
   GOFLAGS="$(go env GOFLAGS) -mod=readonly"
