@@ -19,8 +19,8 @@ pub struct ClusterState {
     pub workloads: Vec<ObservedWorkload>,
     pub hpas: Vec<LiveHpa>,
     pub quotas: Vec<ObservedQuota>,
-    /// Every Deployment, StatefulSet and HPA as read, keyed `Kind/name`; with `--detect` they
-    /// carry `metadata.managedFields` (read with `--show-managed-fields`).
+    /// Every object as read, keyed `Kind/name`; read with `--show-managed-fields` (`--detect`,
+    /// the execution snapshot) they carry `metadata.managedFields`.
     pub objects: BTreeMap<String, Value>,
 }
 
@@ -82,7 +82,10 @@ pub fn parse_list(list: &Value) -> Result<ClusterState, String> {
                 state.hpas.push(parse_hpa(item, name, &at)?);
                 state.objects.insert(at, item.clone());
             }
-            "ResourceQuota" => state.quotas.push(parse_quota(item, name)),
+            "ResourceQuota" => {
+                state.quotas.push(parse_quota(item, name));
+                state.objects.insert(at, item.clone());
+            }
             _ => {}
         }
     }

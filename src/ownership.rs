@@ -318,6 +318,9 @@ pub fn markers(object: &Value) -> Vec<Marker> {
     out
 }
 
+/// The manager the HPA controller writes as.
+const HPA_CONTROLLER: &str = "kube-controller-manager";
+
 /// Whether a change to some fields of one object may go ahead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assessment {
@@ -347,6 +350,12 @@ pub fn assess(object: &Value, fields: &[Field], allowed: &[String]) -> Assessmen
     for field in fields {
         let desc = field.describe();
         for owner in field_owners(object, field) {
+            // The HPA controller records its writes of spec.replicas (through /scale) as
+            // kube-controller-manager. Replicas are only assessed where no HPA governs the
+            // workload any more, so that record syncs nothing back.
+            if *field == Field::Replicas && owner.manager == HPA_CONTROLLER {
+                continue;
+            }
             if owner.class == OwnerClass::InfraScale || accepts(&owner.manager, owner.class) {
                 if owner.class == OwnerClass::OneOff {
                     takeovers.push((desc.clone(), owner.manager.clone()));

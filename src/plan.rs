@@ -371,6 +371,11 @@ impl ResourceList {
         }
         parts.join(",")
     }
+
+    /// [`to_kubectl`](Self::to_kubectl), or `none` for an empty list (for messages).
+    pub fn describe(&self) -> String {
+        if self.is_empty() { "none".into() } else { self.to_kubectl() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,29 +7,24 @@
 mod apply_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apply_support::{CONTEXT, NS, Out, execute_in, fixture, kubectls, plan};
+use apply_support::{CONTEXT, Scratch, fixture, kubectls};
 use serde_json::{Value, json};
-use testkit::cluster::RealCluster;
 
-struct Scenario {
-    cluster: &'static RealCluster,
-    ns: String,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    runs: std::cell::Cell<usize>,
+/// A namespace with the fixture, and the kubeconfig of the shared control plane for it.
+struct Scenario(Scratch);
+
+impl std::ops::Deref for Scenario {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
 }
 
 impl Scenario {
     /// A fresh namespace with the fixture, created with `how` (`create` or client-side `apply`).
     fn new(kubectl: &Path, how: &str) -> Scenario {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let cluster = RealCluster::shared();
-        let ns = format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = cluster.kubeconfig_for(dir.path(), CONTEXT, &ns);
+        let s = Scratch::new("t", kubectl, |cluster, dir, ns| cluster.kubeconfig_for(dir, CONTEXT, ns));
         let args: &[&str] = match how {
             "apply" => &["apply", "-f", "-"],
             // What Helm 3 does: create (and later update) as field manager `helm`.
@@ -38,23 +33,9 @@ impl Scenario {
             "argocd" => &["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"],
             _ => &["create", "-f", "-"],
         };
-        cluster.kubectl(args, Some(&fixture(&ns)));
-        cluster.kubectl(&["-n", &ns, "rollout", "status", "deploy/web", "deploy/api", "--timeout=60s"], None);
-        Scenario { cluster, ns, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
-    }
-
-    /// A plan fixture with namespace `assistant` replaced by this scenario's namespace.
-    fn plan(&self, name: &str) -> PathBuf {
-        let text = std::fs::read_to_string(plan(name)).expect("plan fixture");
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text.replace(&format!("namespace: {NS}"), &format!("namespace: {}", self.ns)))
-            .expect("write plan");
-        path
-    }
-
-    fn execute(&self, plan: &Path, extra: &[&str]) -> (Out, PathBuf) {
-        self.runs.set(self.runs.get() + 1);
-        execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, plan, extra)
+        s.cluster.kubectl(args, Some(&fixture(&s.ns)));
+        s.cluster.kubectl(&["-n", &s.ns, "rollout", "status", "deploy/web", "deploy/api", "--timeout=60s"], None);
+        Scenario(s)
     }
 
     /// Replicas, every container's resources and every HPA's bounds and metrics, read from the server.
@@ -79,16 +60,6 @@ impl Scenario {
             );
         }
         Value::Object(out)
-    }
-}
-
-impl Drop for Scenario {
-    /// The namespace goes (its pods would otherwise fill the simulated nodes for later scenarios).
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", self.cluster.kubeconfig.display()))
-            .args(["delete", "namespace", &self.ns, "--wait=false"])
-            .output();
     }
 }
 

@@ -14,42 +14,35 @@
 mod apply_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use apply_support::{CONTEXT, Out, execute_in, kubectls};
+use apply_support::{CONTEXT, Out, Scratch, execute_in, kubectls};
 use serde_json::{Value, json};
-use testkit::cluster::RealCluster;
 
-struct Scenario {
-    cluster: &'static RealCluster,
-    ns: String,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    runs: std::cell::Cell<usize>,
+/// A namespace holding the scenario's manifests, and the kubeconfig of the shared control plane
+/// for it.
+struct Scenario(Scratch);
+
+impl std::ops::Deref for Scenario {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
 }
 
 impl Scenario {
     /// A fresh namespace holding `manifests` (`{ns}` is replaced by the namespace's name); waits
     /// until every workload named in `ready` has all its replicas ready.
-    ///
-    /// The plans change two fields `kubectl create` owns (cpu and memory requests), or only fields
-    /// no one owns: the server-side apply write path recognises the server's plural wording
-    /// `conflicts with "kubectl-create"` and takes them over, not the singular `conflict with`.
     fn new(manifests: &str, ready: &[&str]) -> Scenario {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let cluster = RealCluster::shared();
-        let ns = format!("r{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = cluster.kubeconfig_for(dir.path(), CONTEXT, &ns);
+        let kubectl = kubectls().into_iter().next().expect("a kubectl");
+        let s = Scratch::new("r", &kubectl, |cluster, dir, ns| cluster.kubeconfig_for(dir, CONTEXT, ns));
         let text = format!(
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n{}",
-            manifests.replace("{ns}", &ns)
+            manifests.replace("{ns}", &s.ns),
+            ns = s.ns
         );
-        cluster.kubectl(&["create", "-f", "-"], Some(&text));
-        let kubectl = kubectls().into_iter().next().expect("a kubectl");
-        let s = Scenario { cluster, ns, dir, kubeconfig, kubectl, runs: std::cell::Cell::new(0) };
+        s.cluster.kubectl(&["create", "-f", "-"], Some(&text));
+        let s = Scenario(s);
         for object in ready {
             s.ready(object);
         }
@@ -85,7 +78,7 @@ impl Scenario {
     /// Writes a plan with `actions` (YAML list items, `{ns}` replaced) and executes it with a short
     /// timeout; returns the run, its output directory and how long it took.
     fn execute(&self, actions: &str, extra: &[&str]) -> (Out, PathBuf, Duration) {
-        self.runs.set(self.runs.get() + 1);
+        let run = self.next_run();
         let plan = format!(
             "apiVersion: infra.scale/v1\nkind: ScalePlan\nmetadata:\n  createdAt: 2026-01-01T00:00:00Z\n  target: test\n\
              context:\n  kubeContext: {CONTEXT}\n  namespace: {ns}\nassumptions:\n  autoscaling: none\nactions:\n{}\n\
@@ -93,15 +86,15 @@ impl Scenario {
             actions.replace("{ns}", &self.ns),
             ns = self.ns
         );
-        let path = self.dir.path().join(format!("plan-{}.yaml", self.runs.get()));
+        let path = self.dir.path().join(format!("plan-{run}.yaml"));
         std::fs::write(&path, plan).expect("write plan");
         let mut args = vec!["--timeout=30s"];
         args.extend_from_slice(extra);
         let started = Instant::now();
-        let (out, dir) = execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, &path, &args);
+        let (out, dir) = execute_in(self.dir.path(), run, &self.kubeconfig, &self.kubectl, &path, &args);
         let took = started.elapsed();
         // Shown with --nocapture: the figures quoted in the notes.
-        eprintln!("{} run {}: exit {} in {took:?}\n{}", self.ns, self.runs.get(), out.code, out.stderr);
+        eprintln!("{} run {run}: exit {} in {took:?}\n{}", self.ns, out.code, out.stderr);
         (out, dir, took)
     }
 

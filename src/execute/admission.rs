@@ -17,17 +17,17 @@
 //!   the pod is counted on top of the pods it replaces, the totals are not. Restore plans only
 //!   warn about totals (see [`check`]).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::capacity::{self, Amount, NANO, QuotaMeasure};
 use crate::error::Error;
 use crate::kubectl::KubectlError;
-use crate::plan::{Action, Observed, ResourceList, ScalePlan, WorkloadKind};
+use crate::plan::{Action, Observed, ScalePlan, WorkloadKind};
 use crate::quantity::{Quantity, Resource};
 
-use super::Session;
 use super::resolve::{Op, Step};
 use super::snapshot::Snapshot;
+use super::{Session, manifests};
 
 const HELP: &str = "nothing was changed; fix the plan's values or the namespace's policy (LimitRange, ResourceQuota, \
                     PodSecurity labels) and re-run";
@@ -95,16 +95,6 @@ pub fn check(
     Err(Error::refused(reason, HELP))
 }
 
-fn quantities(list: &ResourceList) -> Map<String, Value> {
-    let mut map = Map::new();
-    for r in [Resource::Cpu, Resource::Memory] {
-        if let Some(q) = list.get(r) {
-            map.insert(r.name().to_string(), Value::String(q.as_str().to_string()));
-        }
-    }
-    map
-}
-
 /// The Pod the controller would create from `raw`'s template once `ops` ran.
 pub fn pod(namespace: &str, name: &str, raw: &Value, ops: &[&Op]) -> Value {
     let template = raw.pointer("/spec/template").cloned().unwrap_or(Value::Null);
@@ -140,7 +130,7 @@ pub fn pod(namespace: &str, name: &str, raw: &Value, ops: &[&Op]) -> Value {
             for (key, list) in [("requests", requests), ("limits", limits)] {
                 let entry = resources.entry(key).or_insert_with(|| json!({}));
                 if let Value::Object(map) = entry {
-                    map.extend(quantities(list));
+                    map.extend(manifests::quantities(list));
                 }
             }
         }
@@ -331,11 +321,10 @@ fn quota_problems(plan: &ScalePlan, before: &Snapshot, changes: &[Change<'_>]) -
     }
     let mut out = Vec::new();
     for quota in &live.quotas {
-        let scoped = before.items.iter().any(|i| {
-            i.get("kind").and_then(Value::as_str) == Some("ResourceQuota")
-                && i.pointer("/metadata/name").and_then(Value::as_str) == Some(quota.name.as_str())
-                && (i.pointer("/spec/scopes").is_some() || i.pointer("/spec/scopeSelector").is_some())
-        });
+        let scoped = before
+            .state
+            .object("ResourceQuota", &quota.name)
+            .is_some_and(|i| i.pointer("/spec/scopes").is_some() || i.pointer("/spec/scopeSelector").is_some());
         if scoped {
             // A scoped quota counts only some pods; its per-pod rule is checked by the dry-run pod.
             continue;
@@ -388,6 +377,7 @@ fn quota_problems(plan: &ScalePlan, before: &Snapshot, changes: &[Change<'_>]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::ResourceList;
 
     #[test]
     fn rejections_quote_the_server_and_name_the_pod() {

@@ -4,7 +4,6 @@
 use crate::error::Error;
 use crate::kubectl::KubectlError;
 use crate::observed::ClusterState;
-use crate::plan::ResourceList;
 
 use super::resolve::{Op, live_container};
 
@@ -66,10 +65,6 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
-fn list(l: &ResourceList) -> String {
-    if l.is_empty() { "none".into() } else { l.to_kubectl() }
-}
-
 /// `Deployment/web container app: requests cpu=250m → cpu=500m,memory=1Gi; limits none → cpu=1`.
 pub fn describe_change(op: &Op, before: &ClusterState, now: &ClusterState) -> String {
     match op {
@@ -81,7 +76,9 @@ pub fn describe_change(op: &Op, before: &ClusterState, now: &ClusterState) -> St
         Op::Resources { kind, name, container, .. } => {
             let c = container.as_deref().unwrap_or("?");
             let get = |s: &ClusterState| {
-                s.workload(*kind, name).and_then(|w| live_container(w, c)).map(|x| (list(&x.requests), list(&x.limits)))
+                s.workload(*kind, name)
+                    .and_then(|w| live_container(w, c))
+                    .map(|x| (x.requests.describe(), x.limits.describe()))
             };
             match (get(before), get(now)) {
                 (Some((rb, lb)), Some((rn, ln))) => {

@@ -10,13 +10,9 @@
 //! and within a changed workload a field whose own step is a no-op is not either.
 
 use crate::observed::ClusterState;
-use crate::plan::{Action, HpaSpec, ObservedHpa, ResourceList, ScalePlan, WorkloadKind};
+use crate::plan::{Action, HpaSpec, ObservedHpa, ScalePlan, WorkloadKind};
 
 use super::resolve::{Op, Step, live_container};
-
-fn list(l: &ResourceList) -> String {
-    if l.is_empty() { "none".into() } else { l.to_kubectl() }
-}
 
 fn bounds(s: &HpaSpec) -> String {
     let cpu = s.target_cpu.map(|c| format!(" cpu={c}%")).unwrap_or_default();
@@ -92,10 +88,10 @@ pub fn check(plan: &ScalePlan, live: &ClusterState, steps: &[Step]) -> Vec<Strin
                 {
                     push(format!(
                         "{object} container {c}: planned from requests {} limits {}, live requests {} limits {}",
-                        list(&before.requests),
-                        list(&before.limits),
-                        list(&now.requests),
-                        list(&now.limits)
+                        before.requests.describe(),
+                        before.limits.describe(),
+                        now.requests.describe(),
+                        now.limits.describe()
                     ));
                 }
             }
@@ -145,10 +141,10 @@ pub fn check(plan: &ScalePlan, live: &ClusterState, steps: &[Step]) -> Vec<Strin
                         a.kind,
                         a.name,
                         now.name,
-                        list(&from.requests),
-                        list(&from.limits),
-                        list(&now.requests),
-                        list(&now.limits)
+                        from.requests.describe(),
+                        from.limits.describe(),
+                        now.requests.describe(),
+                        now.limits.describe()
                     ));
                 }
             }

@@ -17,7 +17,8 @@ use crate::quantity::Resource;
 
 use super::resolve::{HpaBase, Op, Slot};
 
-fn quantities(list: &ResourceList) -> Value {
+/// `{"cpu": "500m", "memory": "1Gi"}` of a list, quantities as the strings they were written as.
+pub fn quantities(list: &ResourceList) -> Map<String, Value> {
     let mut map = Map::new();
     for r in [Resource::Cpu, Resource::Memory] {
         if let Some(q) = list.get(r) {
@@ -25,7 +26,7 @@ fn quantities(list: &ResourceList) -> Value {
             map.insert(r.name().to_string(), Value::String(q.as_str().to_string()));
         }
     }
-    Value::Object(map)
+    map
 }
 
 fn test(path: &str, value: Value) -> Value {
@@ -48,11 +49,11 @@ pub fn resources_patch(
     for (section, old, new) in [("requests", &slot.requests, requests), ("limits", &slot.limits, limits)] {
         let path = format!("{base}/resources/{section}");
         if old.is_empty() && !new.is_empty() {
-            ops.push(json!({ "op": "add", "path": path, "value": quantities(new) }));
+            ops.push(json!({ "op": "add", "path": path, "value": Value::Object(quantities(new)) }));
             continue;
         }
         if !old.is_empty() && new.is_empty() {
-            ops.push(test(&path, quantities(old)));
+            ops.push(test(&path, Value::Object(quantities(old))));
             ops.push(json!({ "op": "remove", "path": path }));
             continue;
         }

@@ -20,9 +20,6 @@ pub struct Owners {
     pub refusals: Vec<String>,
 }
 
-/// The manager the HPA controller writes as.
-const HPA_CONTROLLER: &str = "kube-controller-manager";
-
 /// The fields `op` changes.
 fn fields(op: &Op) -> Vec<Field<'_>> {
     match op {
@@ -76,13 +73,7 @@ pub fn assess(snapshot: &Snapshot, steps: &[Step], allowed: &[String]) -> Owners
         };
         let fields = fields(op);
         let Some(object) = object.filter(|_| !fields.is_empty()) else { continue };
-        // The HPA controller writes spec.replicas (through /scale) as kube-controller-manager; a
-        // scale is only sent where no HPA governs the workload any more (a restore deletes it).
-        let mut allowed = allowed.to_vec();
-        if matches!(op, Op::Scale { .. }) {
-            allowed.push(HPA_CONTROLLER.into());
-        }
-        let a = ownership::assess(object, &fields, &allowed);
+        let a = ownership::assess(object, &fields, allowed);
         for (field, manager) in a.takeovers {
             let key = (step.object.clone(), manager);
             match taken.iter_mut().find(|(k, _)| *k == key) {

@@ -3,7 +3,7 @@
 //! preview shows the real arguments (HPA manifests go on stdin and are summarised in a comment).
 
 use crate::kubectl::Kubectl;
-use crate::plan::{ResourceList, WorkloadKind};
+use crate::plan::WorkloadKind;
 
 use super::FIELD_MANAGER;
 use super::manifests::{self, Change};
@@ -62,10 +62,6 @@ impl Invocation {
     }
 }
 
-fn describe_list(list: &ResourceList) -> String {
-    if list.is_empty() { "none".into() } else { list.to_kubectl() }
-}
-
 /// `Deployment/web container app: requests cpu=500m,memory=1Gi limits cpu=1,memory=2Gi`.
 fn describe(op: &Op) -> String {
     match op {
@@ -75,7 +71,7 @@ fn describe(op: &Op) -> String {
                 Some(c) => format!("container {c}"),
                 None => format!("container <the only one, else `{name}`>"),
             };
-            format!("{kind}/{name} {container}: requests {} limits {}", describe_list(requests), describe_list(limits))
+            format!("{kind}/{name} {container}: requests {} limits {}", requests.describe(), limits.describe())
         }
         Op::Hpa { name, target, spec, metrics, .. } => {
             let cpu = spec.target_cpu.map(|c| format!(" cpu={c}%")).unwrap_or_default();

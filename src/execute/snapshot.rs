@@ -1,7 +1,8 @@
 //! The live state of the plan's namespace, read with ONE kubectl call: every Deployment,
 //! StatefulSet, HorizontalPodAutoscaler (HPAs are matched to workloads by scaleTargetRef, R16) and
 //! ResourceQuota (`status.hard`/`status.used`, for the admission check's quota totals).
-//! The same call is the rollout poll and the final read, so the raw items are kept for status.
+//! The same call is the rollout poll and the final read; the raw objects (`ClusterState::objects`)
+//! give rollout status and field owners.
 
 use serde_json::Value;
 
@@ -11,14 +12,13 @@ use crate::plan::WorkloadKind;
 
 use super::Session;
 
-/// The resource types read (fully qualified so that no other group's `deployments` is meant).
-pub const TYPES: &str = "deployments.apps,statefulsets.apps,horizontalpodautoscalers.autoscaling,resourcequotas";
+/// The resource types read: the same as `plan --detect` reads.
+pub const TYPES: &str = observed::GET_TYPES;
 
 /// One read of the namespace.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub state: ClusterState,
-    pub items: Vec<Value>,
 }
 
 /// Why a read failed.
@@ -31,21 +31,14 @@ pub enum ReadError {
 }
 
 impl Snapshot {
-    fn find(&self, kind: &str, name: &str) -> Option<&Value> {
-        self.items.iter().find(|i| {
-            i.get("kind").and_then(Value::as_str) == Some(kind)
-                && i.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-        })
-    }
-
     /// The raw object of a workload (for rollout status and field owners).
     pub fn raw(&self, kind: WorkloadKind, name: &str) -> Option<&Value> {
-        self.find(kind.as_str(), name)
+        self.state.object(kind.as_str(), name)
     }
 
     /// The raw object of an HPA.
     pub fn raw_hpa(&self, name: &str) -> Option<&Value> {
-        self.find("HorizontalPodAutoscaler", name)
+        self.state.object("HorizontalPodAutoscaler", name)
     }
 }
 
@@ -65,11 +58,7 @@ pub fn read_with(session: &Session, namespace: &str, purpose: &str, owners: bool
     let list = session.get_json(purpose, &args(namespace, owners))?;
     let shape = |detail: String| ReadError::Shape { namespace: namespace.to_string(), detail };
     let state = observed::parse_list(&list).map_err(shape)?;
-    let items = match list.get("items") {
-        Some(Value::Array(items)) => items.clone(),
-        _ => vec![list],
-    };
-    Ok(Snapshot { state, items })
+    Ok(Snapshot { state })
 }
 
 /// Reads the namespace without managedFields.

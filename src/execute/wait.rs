@@ -521,7 +521,9 @@ mod tests {
         let raw = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2, "paused": true},
             "status": {"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                 "message": "ReplicaSet \"web-1\" has timed out progressing."}]}});
-        let before = Snapshot { state: crate::observed::ClusterState::default(), items: vec![raw] };
+        let mut state = crate::observed::ClusterState::default();
+        state.objects.insert("Deployment/web".into(), raw);
+        let before = Snapshot { state };
         let resources = Op::Resources {
             kind: WorkloadKind::Deployment,
             name: "web".into(),

@@ -190,13 +190,12 @@ spec:
     )
 }
 
-/// A fresh namespace on the shared real control plane with [`fixture`] (created by `kubectl
-/// create`, so no field manager but `kubectl-create` owns anything), rolled out, and a fault proxy
-/// in front of the server; the kubeconfig points at the proxy (contexts as given, the first
-/// current, default namespace this one) and holds no credentials.
-pub struct Cluster {
+/// A namespace of its own on the shared real control plane (its name only: the caller creates
+/// it), a scratch directory, the kubeconfig the binary uses and the kubectl it drives. The
+/// namespace is deleted (without waiting) on drop: its pods would otherwise fill the kwok node
+/// for later scenarios.
+pub struct Scratch {
     pub cluster: &'static RealCluster,
-    pub proxy: FaultProxy,
     pub ns: String,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
@@ -204,46 +203,28 @@ pub struct Cluster {
     runs: std::cell::Cell<usize>,
 }
 
-impl Cluster {
-    /// The fixture, with contexts `production` (current) and `staging`.
-    pub fn new(kubectl: &Path) -> Cluster {
-        Cluster::with_contexts(kubectl, &[CONTEXT, "staging"])
-    }
-
-    pub fn with_contexts(kubectl: &Path, contexts: &[&str]) -> Cluster {
-        Cluster::with_fixture(kubectl, contexts, &["create", "-f", "-"])
-    }
-
-    /// The fixture written by `kubectl <how…> -f -` as admin (e.g. `create --field-manager=helm`).
-    pub fn with_fixture(kubectl: &Path, contexts: &[&str], how: &[&str]) -> Cluster {
+impl Scratch {
+    /// A namespace named `<prefix><pid>-<n>`; `kubeconfig` writes the binary's kubeconfig for it
+    /// into the scratch directory.
+    pub fn new(prefix: &str, kubectl: &Path, kubeconfig: impl FnOnce(&RealCluster, &Path, &str) -> PathBuf) -> Scratch {
         static N: AtomicUsize = AtomicUsize::new(0);
         let cluster = RealCluster::shared();
-        let ns = format!("x{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let ns = format!("{prefix}{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let dir = tempfile::tempdir().expect("temp dir");
-        cluster.kubectl(how, Some(&fixture(&ns)));
-        cluster.kubectl(
-            &["-n", &ns, "rollout", "status", "deploy/web", "deploy/api", "statefulset/db", "--timeout=90s"],
-            None,
-        );
-        let proxy = FaultProxy::start(&cluster.kubeconfig);
-        let kubeconfig = proxy.write_kubeconfig(dir.path(), contexts, &ns);
-        Cluster { cluster, proxy, ns, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
+        let kubeconfig = kubeconfig(cluster, dir.path(), &ns);
+        Scratch { cluster, ns, dir, kubeconfig, kubectl: kubectl.to_path_buf(), runs: std::cell::Cell::new(0) }
     }
 
-    /// The environment for the binary: this kubeconfig, a private discovery cache, this kubectl.
-    pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("KUBECONFIG".into(), self.kubeconfig.display().to_string()),
-            ("KUBECACHEDIR".into(), self.dir.path().join("cache").display().to_string()),
-            ("KUBECTL".into(), self.kubectl.display().to_string()),
-        ]
+    /// The number of the next run (1, 2, …): names its output directory.
+    pub fn next_run(&self) -> usize {
+        self.runs.set(self.runs.get() + 1);
+        self.runs.get()
     }
 
     /// `infra-scale apply --plan=<plan> --execute --out=<fresh dir> <extra>`; returns the run and
     /// its output directory.
     pub fn execute(&self, plan: &Path, extra: &[&str]) -> (Out, PathBuf) {
-        self.runs.set(self.runs.get() + 1);
-        execute_in(self.dir.path(), self.runs.get(), &self.kubeconfig, &self.kubectl, plan, extra)
+        execute_in(self.dir.path(), self.next_run(), &self.kubeconfig, &self.kubectl, plan, extra)
     }
 
     /// A plan fixture (by file name) with namespace `assistant` replaced by this one.
@@ -259,6 +240,65 @@ impl Cluster {
         std::fs::write(&path, text.replace(&format!("namespace: {NS}"), &format!("namespace: {}", self.ns)))
             .expect("write plan");
         path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", self.cluster.kubeconfig.display()))
+            .args(["delete", "namespace", &self.ns, "--wait=false"])
+            .output();
+    }
+}
+
+/// A fresh namespace on the shared real control plane with [`fixture`] (created by `kubectl
+/// create`, so no field manager but `kubectl-create` owns anything), rolled out, and a fault proxy
+/// in front of the server; the kubeconfig points at the proxy (contexts as given, the first
+/// current, default namespace this one) and holds no credentials.
+pub struct Cluster {
+    pub scratch: Scratch,
+    pub proxy: FaultProxy,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.scratch
+    }
+}
+
+impl Cluster {
+    /// The fixture, with contexts `production` (current) and `staging`.
+    pub fn new(kubectl: &Path) -> Cluster {
+        Cluster::with_contexts(kubectl, &[CONTEXT, "staging"])
+    }
+
+    pub fn with_contexts(kubectl: &Path, contexts: &[&str]) -> Cluster {
+        Cluster::with_fixture(kubectl, contexts, &["create", "-f", "-"])
+    }
+
+    /// The fixture written by `kubectl <how…> -f -` as admin (e.g. `create --field-manager=helm`).
+    pub fn with_fixture(kubectl: &Path, contexts: &[&str], how: &[&str]) -> Cluster {
+        let cluster = RealCluster::shared();
+        let proxy = FaultProxy::start(&cluster.kubeconfig);
+        let scratch = Scratch::new("x", kubectl, |_, dir, ns| proxy.write_kubeconfig(dir, contexts, ns));
+        let ns = &scratch.ns;
+        cluster.kubectl(how, Some(&fixture(ns)));
+        cluster.kubectl(
+            &["-n", ns, "rollout", "status", "deploy/web", "deploy/api", "statefulset/db", "--timeout=90s"],
+            None,
+        );
+        Cluster { scratch, proxy }
+    }
+
+    /// The environment for the binary: this kubeconfig, a private discovery cache, this kubectl.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("KUBECONFIG".into(), self.kubeconfig.display().to_string()),
+            ("KUBECACHEDIR".into(), self.dir.path().join("cache").display().to_string()),
+            ("KUBECTL".into(), self.kubectl.display().to_string()),
+        ]
     }
 
     /// `kubectl <args>` as admin in this namespace (not through the proxy); panics on failure.
@@ -346,16 +386,5 @@ impl Cluster {
             other => panic!("no API path for kind {other}"),
         };
         format!("/{group}/namespaces/{}/{plural}/{name}", self.ns)
-    }
-}
-
-impl Drop for Cluster {
-    /// Deletes the namespace (without waiting): its pods would otherwise hold the kwok node's
-    /// 32 CPUs and later scenarios' pods would stay Pending.
-    fn drop(&mut self) {
-        let _ = Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", self.cluster.kubeconfig.display()))
-            .args(["delete", "namespace", &self.ns, "--wait=false"])
-            .output();
     }
 }
